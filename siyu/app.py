@@ -1,0 +1,103 @@
+"""The one ASGI app: link paths go straight to the raw redirect handler, everything else to Starlette.
+
+/<slug>, /<slug>/q   redirect hot path (siyu.redirect)
+/api/v1/...          REST API with OpenAPI docs at /api/v1/docs (siyu.api)
+/v4, /rest, /yourls-api.php   compatibility APIs (Bitly, Shlink, YOURLS)
+/healthz             liveness
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Mount, Route
+
+from siyu import __version__
+from siyu.api import errors as api_errors
+from siyu.api.v1 import router as v1_router
+from siyu.config import Settings
+from siyu.links import service as link_service
+from siyu.redirect.app import RedirectApp, link_path
+from siyu.runtime import Runtime
+from siyu.webhooks.delivery import ClickWebhooks, DeliveryWorker, on_link_change
+
+
+def build_api(runtime: Runtime) -> FastAPI:
+    api = FastAPI(
+        title="Siyu API",
+        version=__version__,
+        description="Short links, QR codes, 防红 (anti-block) and click analytics. "
+        "Authenticate with `Authorization: Bearer <API key>`.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    api.state.runtime = runtime
+    api_errors.install(api)
+    api.include_router(v1_router)
+    return api
+
+
+class SiyuApp:
+    """Dispatch: a path that looks like a short link never touches Starlette's router."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.redirect = RedirectApp(
+            runtime.links,
+            runtime.clicks,
+            scheme=runtime.scheme,
+            trust_proxy=runtime.settings.extra.get("trust_proxy") == "1",
+        )
+        self.web = self._build_web()
+
+    def _build_web(self) -> Starlette:
+        runtime = self.runtime
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            runtime.start()
+            try:
+                yield
+            finally:
+                runtime.stop()
+
+        async def healthz(_: Request) -> JSONResponse:
+            return JSONResponse({"status": "ok", "version": __version__, "queued_clicks": len(runtime.clicks)})
+
+        async def home(_: Request) -> PlainTextResponse:
+            return PlainTextResponse(f"Siyu {__version__}: API docs at /api/v1/docs\n")
+
+        routes = [
+            Route("/", home),
+            Route("/healthz", healthz),
+            Mount("/api/v1", app=build_api(runtime)),
+        ]
+        from siyu.api.compat import compat_routes
+
+        routes[2:2] = compat_routes(runtime)
+        return Starlette(routes=routes, lifespan=lifespan)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and link_path(scope["path"]) is not None:
+            await self.redirect(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> SiyuApp:
+    runtime = runtime or Runtime.create(settings or Settings.from_env())
+    if on_link_change not in link_service.in_transaction_listeners:
+        link_service.in_transaction_listeners.append(on_link_change)
+    runtime.clicks.listeners.append(ClickWebhooks(runtime.db))
+    runtime.background.append(DeliveryWorker(runtime.db, runtime.settings.webhook_poll_seconds))
+    return SiyuApp(runtime)
+
+
+def app_from_env() -> SiyuApp:
+    """Entry point for ASGI servers: `granian --interface asgi --factory siyu.app:app_from_env`."""
+    return create_app()

@@ -1,0 +1,1 @@
+"""Click capture: the in-process batch queue and enrichment into the event store."""

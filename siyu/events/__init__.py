@@ -1,0 +1,1 @@
+"""The event store (DuckDB, behind an interface that can later point at ClickHouse)."""

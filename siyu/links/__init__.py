@@ -1,0 +1,1 @@
+"""Short links: entity, validation, slugs, rules and the link service."""

@@ -1,0 +1,139 @@
+"""CSV import of links with a report per row; importing the same file again changes nothing.
+
+A row is "skipped" when its link already exists: same slug on the same domain with the same
+destination, or (without a slug) a live link to the same destination.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from siyu.errors import Conflict, InvalidInput
+from siyu.links import service
+
+COLUMNS = (
+    "destination_url",
+    "slug",
+    "domain",
+    "title",
+    "notes",
+    "tags",
+    "expires_at",
+    "max_clicks",
+    "redirect_status",
+    "anti_block_platforms",
+    "allowed_platforms",
+    "blocked_platforms",
+)
+LIST_COLUMNS = ("tags", "anti_block_platforms", "allowed_platforms", "blocked_platforms")
+INT_COLUMNS = ("max_clicks", "redirect_status")
+MAX_ROWS = 100_000
+
+
+@dataclass
+class RowResult:
+    row: int
+    status: str  # created | skipped | error | valid
+    message: str = ""
+    link_id: int | None = None
+
+
+@dataclass
+class ImportReport:
+    rows: list[RowResult] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.status == "error" for r in self.rows)
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no rows"
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM) first; GBK next, since Excel in China saves CSV that way."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InvalidInput("file", "not UTF-8 or GBK text")
+
+
+def import_csv(
+    session: Session, workspace_id: int, data: bytes, base_host: str = "", dry_run: bool = False
+) -> ImportReport:
+    reader = csv.DictReader(io.StringIO(decode(data)))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if "destination_url" not in header:
+        raise InvalidInput("file", "the first line must name the columns and include destination_url")
+    unknown = [h for h in header if h and h not in COLUMNS]
+    if unknown:
+        raise InvalidInput("file", f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}")
+    ctx = service.Context(workspace_id, actor="import", base_host=base_host)
+    report = ImportReport()
+    for number, raw in enumerate(reader, start=2):
+        if number - 1 > MAX_ROWS:
+            report.rows.append(RowResult(number, "error", f"more than {MAX_ROWS} rows; split the file"))
+            break
+        report.rows.append(_import_row(session, ctx, number, raw, dry_run))
+    return report
+
+
+def _fields(raw: dict) -> dict:
+    fields: dict = {}
+    for key, value in raw.items():
+        if key is None or value is None:
+            continue
+        key, value = key.strip(), value.strip()
+        if not value:
+            continue
+        if key in LIST_COLUMNS:
+            fields[key] = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+        elif key in INT_COLUMNS:
+            if not value.isdigit():
+                raise InvalidInput(key, "must be a whole number")
+            fields[key] = int(value)
+        else:
+            fields[key] = value
+    return fields
+
+
+def _import_row(session: Session, ctx: service.Context, number: int, raw: dict, dry_run: bool) -> RowResult:
+    if None in raw:
+        return RowResult(number, "error", "more values than columns")
+    try:
+        fields = _fields(raw)
+        existing = _existing(session, ctx.workspace_id, fields)
+        if existing is not None:
+            return RowResult(number, "skipped", f"already imported as link {existing.id}", existing.id)
+        with session.begin_nested() as savepoint:
+            link = service.create_link(session, ctx, fields)
+            link_id = link.id
+            if dry_run:
+                savepoint.rollback()
+                return RowResult(number, "valid")
+        return RowResult(number, "created", service.short_url(link), link_id)
+    except InvalidInput as exc:
+        return RowResult(number, "error", "; ".join(f"{e.field}: {e.reason}" for e in exc.errors))
+    except Conflict as exc:
+        return RowResult(number, "error", f"{exc.field}: {exc.reason}")
+
+
+def _existing(session: Session, workspace_id: int, fields: dict):
+    url = fields.get("destination_url")
+    slug = fields.get("slug")
+    if slug:
+        try:
+            link = service.get_link_by_slug(session, workspace_id, slug, fields.get("domain"))
+        except Exception:
+            return None
+        return link if link.destination_url.rstrip("/") == str(url or "").rstrip("/") else None
+    return service.find_by_destination(session, workspace_id, url) if url else None

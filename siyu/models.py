@@ -1,0 +1,18 @@
+"""Import every model so Alembic and create-all see the whole schema."""
+
+from siyu.links.models import LinkTag, ShortLink, Tag
+from siyu.webhooks.models import Webhook, WebhookDelivery
+from siyu.workspaces.models import ApiKey, Domain, Membership, User, Workspace
+
+__all__ = [
+    "ApiKey",
+    "Domain",
+    "LinkTag",
+    "Membership",
+    "ShortLink",
+    "Tag",
+    "User",
+    "Webhook",
+    "WebhookDelivery",
+    "Workspace",
+]

@@ -1,0 +1,35 @@
+"""Error types for QR generation and decoding.
+
+Both carry a machine-readable ``field`` and ``code`` so the HTTP layer can turn them into a 4xx body
+that names the offending input instead of a bare 500.
+"""
+
+from __future__ import annotations
+
+
+class QrError(ValueError):
+    """Base class: a user-supplied value was rejected (a ValueError, so generic handlers still catch it)."""
+
+    def __init__(self, field: str, reason: str, code: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.code = code
+
+
+class QrOptionError(QrError):
+    """A rendering option (or the data to encode) is invalid; ``field`` names which one."""
+
+    def __init__(self, field: str, reason: str, code: str = "invalid") -> None:
+        super().__init__(field, reason, code)
+
+
+class QrDecodeError(QrError):
+    """An uploaded image could not be scanned.
+
+    ``code`` is one of: ``too_large``, ``too_many_pixels``, ``unsupported_format``, ``corrupt``,
+    ``no_code_found``.
+    """
+
+    def __init__(self, code: str, reason: str, field: str = "image") -> None:
+        super().__init__(field, reason, code)

@@ -1,0 +1,102 @@
+"""In-process cache of compiled links, so the redirect never waits on the database when warm.
+
+Misses load in a worker thread (never on the event loop). Edits made in this process evict
+entries right after commit; edits from other processes (the CLI, another server) are noticed by a
+poller thread that watches `short_links.change_seq` every `poll_seconds`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import anyio.to_thread
+
+from siyu.db import Database
+from siyu.links.decide import CompiledLink
+from siyu.links.service import changed_since, find_for_redirect, max_change_seq
+
+log = logging.getLogger("siyu.redirect")
+MISS_TTL = 5.0  # seconds a "no such link" answer is remembered (scanners probe many slugs)
+
+
+class LinkCache:
+    def __init__(
+        self,
+        db: Database,
+        clicks_served: Callable[[int], int],
+        max_entries: int = 200_000,
+        poll_seconds: float = 1.0,
+    ):
+        self._db = db
+        self._clicks_served = clicks_served
+        self._max = max_entries
+        self._poll_seconds = poll_seconds
+        self._entries: OrderedDict[tuple[str, str], CompiledLink | float] = OrderedDict()
+        self.served: dict[int, int] = {}  # link id -> redirected non-bot clicks (store + this process)
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def peek(self, host: str, slug: str) -> CompiledLink | None | bool:
+        """The cached answer (a link, or None for a remembered miss), or False when not cached."""
+        entry = self._entries.get((host, slug))
+        if entry is None:
+            return False
+        if isinstance(entry, float):
+            return None if entry > time.monotonic() else False
+        return entry
+
+    async def get(self, host: str, slug: str) -> CompiledLink | None:
+        found = self.peek(host, slug)
+        if found is not False:
+            return found  # type: ignore[return-value]
+        return await anyio.to_thread.run_sync(self._load, host, slug)
+
+    def _load(self, host: str, slug: str) -> CompiledLink | None:
+        with self._db.session() as session:
+            model = find_for_redirect(session, host, slug)
+            link = CompiledLink.from_model(model) if model is not None else None
+        if link is not None and link.max_clicks is not None and link.id not in self.served:
+            self.served[link.id] = self._clicks_served(link.id)
+        self._entries[(host, slug)] = link if link is not None else time.monotonic() + MISS_TTL
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return link
+
+    def evict(self, host: str, slug: str) -> None:
+        self._entries.pop((host, slug), None)
+
+    def on_link_committed(self, event: str, link_id: int, host: str, slug: str) -> None:
+        self.evict(host, slug)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def start(self) -> None:
+        with self._db.session() as session:
+            self._seq = max_change_seq(session)
+        self._thread = threading.Thread(target=self._poll, name="siyu-link-cache-poller", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._poll_seconds):
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("link cache poll failed")
+
+    def poll_once(self) -> None:
+        with self._db.session() as session:
+            changes = changed_since(session, self._seq)
+        for seq, host, slug in changes:
+            self.evict(host, slug)
+            self._seq = max(self._seq, seq)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -1,0 +1,1 @@
+"""Webhooks: HMAC-signed deliveries on link and click events, retried with back-off."""

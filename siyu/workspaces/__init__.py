@@ -1,0 +1,1 @@
+"""Workspaces, domains, members and API keys."""

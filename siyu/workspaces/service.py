@@ -1,0 +1,175 @@
+"""Workspaces, domains, users and API keys: creation, lookup and authentication."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.db import utcnow
+from siyu.errors import Conflict, FieldError, InvalidInput, NotFound
+from siyu.security import hash_password, hash_token, new_token
+from siyu.workspaces.models import IP_MODES, ROLES, ApiKey, Domain, Membership, User, Workspace
+
+SCOPES = ("links:read", "links:write", "analytics:read", "webhooks:write")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_WS_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}$")
+
+
+def normalize_hostname(raw: str, field: str = "hostname") -> str:
+    host = (raw or "").strip().lower().rstrip(".")
+    if ":" in host:  # keep an explicit port (dev setups such as localhost:8000)
+        name, _, port = host.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidInput(field, "port must be a number between 1 and 65535")
+        host_only = name
+    else:
+        host_only = host
+    try:
+        host_only = host_only.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidInput(field, "not a valid host name") from exc
+    if not _HOST_RE.match(host_only):
+        raise InvalidInput(field, "not a valid host name")
+    return host if ":" in host else host_only
+
+
+def create_workspace(session: Session, name: str, slug: str | None = None, ip_mode: str = "truncated") -> Workspace:
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name", "must be 1 to 200 characters")
+    slug = (slug or re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or f"ws-{secrets.token_hex(3)}")[:63]
+    if not _WS_SLUG_RE.match(slug):
+        raise InvalidInput("slug", "use lowercase letters, digits and '-'")
+    if ip_mode not in IP_MODES:
+        raise InvalidInput("ip_mode", f"must be one of {', '.join(IP_MODES)}")
+    if session.scalar(select(Workspace.id).where(Workspace.slug == slug)):
+        raise Conflict("slug", f"workspace '{slug}' already exists")
+    ws = Workspace(name=name, slug=slug, ip_mode=ip_mode, ip_salt=secrets.token_hex(16))
+    session.add(ws)
+    session.flush()
+    return ws
+
+
+def set_ip_mode(session: Session, workspace: Workspace, ip_mode: str) -> None:
+    if ip_mode not in IP_MODES:
+        raise InvalidInput("ip_mode", f"must be one of {', '.join(IP_MODES)}")
+    workspace.ip_mode = ip_mode
+
+
+def add_domain(session: Session, workspace_id: int, hostname: str, is_default: bool = False) -> Domain:
+    host = normalize_hostname(hostname)
+    if session.scalar(select(Domain.id).where(Domain.hostname == host)):
+        raise Conflict("hostname", f"domain '{host}' is already registered")
+    if is_default:
+        for d in session.scalars(select(Domain).where(Domain.workspace_id == workspace_id)):
+            d.is_default = False
+    elif not session.scalar(select(Domain.id).where(Domain.workspace_id == workspace_id)):
+        is_default = True
+    domain = Domain(workspace_id=workspace_id, hostname=host, is_default=is_default)
+    session.add(domain)
+    session.flush()
+    return domain
+
+
+def list_domains(session: Session, workspace_id: int) -> list[Domain]:
+    return list(session.scalars(select(Domain).where(Domain.workspace_id == workspace_id).order_by(Domain.id)))
+
+
+def default_domain(session: Session, workspace_id: int) -> Domain:
+    domains = list_domains(session, workspace_id)
+    if not domains:
+        raise InvalidInput("domain", "this workspace has no domain yet: add one first")
+    return next((d for d in domains if d.is_default), domains[0])
+
+
+def all_hostnames(session: Session) -> set[str]:
+    return set(session.scalars(select(Domain.hostname)))
+
+
+def create_user(session: Session, email: str, password: str, display_name: str = "") -> User:
+    email = (email or "").strip().lower()
+    errors = []
+    if not _EMAIL_RE.match(email):
+        errors.append(FieldError("email", "not a valid e-mail address"))
+    if len(password or "") < 8:
+        errors.append(FieldError("password", "must be at least 8 characters"))
+    if errors:
+        raise InvalidInput(errors)
+    if session.scalar(select(User.id).where(User.email == email)):
+        raise Conflict("email", "a user with this e-mail already exists")
+    user = User(email=email, password_hash=hash_password(password), display_name=display_name or email)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def add_member(session: Session, workspace_id: int, user_id: int, role: str) -> Membership:
+    if role not in ROLES:
+        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+    existing = session.scalar(
+        select(Membership).where(Membership.workspace_id == workspace_id, Membership.user_id == user_id)
+    )
+    if existing:
+        existing.role = role
+        return existing
+    m = Membership(workspace_id=workspace_id, user_id=user_id, role=role)
+    session.add(m)
+    session.flush()
+    return m
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def create_api_key(
+    session: Session, workspace_id: int, name: str, scopes: list[str] | None = None, created_by: int | None = None
+) -> IssuedKey:
+    scopes = list(scopes) if scopes is not None else list(SCOPES)
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        raise InvalidInput("scopes", f"unknown scope(s) {', '.join(bad)}; known: {', '.join(SCOPES)}")
+    name = (name or "").strip() or "API key"
+    secret = "sy_" + new_token(24)
+    key = ApiKey(
+        workspace_id=workspace_id,
+        name=name[:200],
+        prefix=secret[:10],
+        key_hash=hash_token(secret),
+        scopes=scopes,
+        created_by=created_by,
+    )
+    session.add(key)
+    session.flush()
+    return IssuedKey(key, secret)
+
+
+def authenticate_api_key(session: Session, secret: str) -> ApiKey | None:
+    if not secret or len(secret) > 200:
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_token(secret)))
+    if key is None or key.revoked_at is not None:
+        return None
+    key.last_used_at = utcnow()
+    return key
+
+
+def revoke_api_key(session: Session, workspace_id: int, key_id: int) -> None:
+    key = session.get(ApiKey, key_id)
+    if key is None or key.workspace_id != workspace_id:
+        raise NotFound("api key not found")
+    key.revoked_at = utcnow()
+
+
+def get_workspace(session: Session, workspace_id: int) -> Workspace:
+    ws = session.get(Workspace, workspace_id)
+    if ws is None:
+        raise NotFound("workspace not found")
+    return ws
