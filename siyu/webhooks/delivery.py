@@ -114,7 +114,7 @@ class DeliveryWorker:
                     .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= utcnow())
                     .order_by(WebhookDelivery.id)
                     .limit(limit)
-                ).tuples()
+                )
             )
             for delivery, hook in due:
                 self._attempt(client, delivery, hook)
