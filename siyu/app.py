@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 
 from siyu import __version__
@@ -24,6 +24,7 @@ from siyu.config import Settings
 from siyu.links import service as link_service
 from siyu.redirect.app import RedirectApp, link_path
 from siyu.runtime import Runtime
+from siyu.web.app import build_console
 from siyu.webhooks.delivery import ClickWebhooks, DeliveryWorker, on_link_change
 
 
@@ -69,13 +70,14 @@ class SiyuApp:
         async def healthz(_: Request) -> JSONResponse:
             return JSONResponse({"status": "ok", "version": __version__, "queued_clicks": len(runtime.clicks)})
 
-        async def home(_: Request) -> PlainTextResponse:
-            return PlainTextResponse(f"Siyu {__version__}: API docs at /api/v1/docs\n")
+        async def home(_: Request) -> RedirectResponse:
+            return RedirectResponse("/console/", status_code=302)
 
         routes = [
             Route("/", home),
             Route("/healthz", healthz),
             Mount("/api/v1", app=build_api(runtime)),
+            Mount("/console", app=build_console(runtime)),
         ]
         from siyu.api.compat import compat_routes
 

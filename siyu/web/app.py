@@ -1,0 +1,43 @@
+"""The console: server-rendered pages under /console, static files under /console/static."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from siyu.runtime import Runtime
+from siyu.web import auth_views, dashboard
+from siyu.web.context import render
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    from siyu.web.context import load_viewer
+
+    viewer = load_viewer(request)
+    return render(request, "error.html", viewer, 404, message=(viewer.t("error.not_found") if viewer else "404"))
+
+
+def console_routes() -> list[BaseRoute]:
+    """Each page module adds its routes here."""
+    return [
+        Route("/", dashboard.dashboard, methods=["GET"]),
+        Route("/login", auth_views.login, methods=["GET", "POST"]),
+        Route("/logout", auth_views.logout, methods=["POST"]),
+        Route("/account", auth_views.account, methods=["GET", "POST"]),
+        Route("/workspace", auth_views.switch_workspace, methods=["POST"]),
+        Route("/lang/{locale}", auth_views.set_language, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def build_console(runtime: Runtime) -> Starlette:
+    console = Starlette(routes=console_routes(), exception_handlers={404: not_found})
+    console.state.runtime = runtime
+    return console
