@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from siyu.runtime import Runtime
-from siyu.web import auth_views, dashboard
+from siyu.web import auth_views, dashboard, link_detail, link_form, links_list, qr_tools, settings
 from siyu.web.context import render
 
 STATIC = Path(__file__).parent / "static"
@@ -33,6 +33,11 @@ def console_routes() -> list[BaseRoute]:
         Route("/account", auth_views.account, methods=["GET", "POST"]),
         Route("/workspace", auth_views.switch_workspace, methods=["POST"]),
         Route("/lang/{locale}", auth_views.set_language, methods=["GET"]),
+        *links_list.routes(),
+        *link_form.routes(),
+        *link_detail.routes(),
+        *qr_tools.routes(),
+        *settings.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 
