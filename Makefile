@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install system-deps
+.PHONY: run test lint bench install system-deps browser
 
 $(BIN)/siyu: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,13 +16,19 @@ install: $(BIN)/siyu
 run: install
 	$(BIN)/siyu serve --host 0.0.0.0 --port 8000
 
-test: install
+test: install browser
 	$(BIN)/ruff check siyu tests bench
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check siyu tests bench
 	$(BIN)/ruff format --check siyu tests bench
+
+# Debian's Chromium for the console's browser tests (Playwright drives it; nothing downloads a browser),
+# with CJK fonts so screenshots show Chinese.
+browser:
+	@(command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1) || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
 
 # wrk for the redirect benchmark (Debian package).
 system-deps:

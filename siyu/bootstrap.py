@@ -68,8 +68,12 @@ class FirstRun:
     api_key: str
 
 
-def initialize(settings: Settings, db: Database, demo: bool = True) -> FirstRun | None:
-    """Create the first workspace when there is none; None when the installation already exists."""
+def initialize(settings: Settings, db: Database, demo: bool = True, demo_clicks: bool = False) -> FirstRun | None:
+    """Create the first workspace when there is none; None when the installation already exists.
+
+    With `demo_clicks`, a month of synthetic visits is added so every chart has something to show
+    (only the CLI asks for it: it runs before the server opens the event store).
+    """
     with db.session() as session:
         if session.scalar(select(func.count()).select_from(Workspace)):
             return None
@@ -84,4 +88,14 @@ def initialize(settings: Settings, db: Database, demo: bool = True) -> FirstRun 
             ctx = links.Context(workspace_id=ws.id, actor=ADMIN_EMAIL, base_host=settings.base_host)
             for data in DEMO_LINKS:
                 links.create_link(session, ctx, data)
-        return FirstRun(ws.slug, host, ADMIN_EMAIL, password, issued.secret)
+        info = FirstRun(ws.slug, host, ADMIN_EMAIL, password, issued.secret)
+    if demo and demo_clicks:
+        from siyu.demo import generate_clicks
+        from siyu.events.duckdb_store import DuckDBEventStore
+
+        store = DuckDBEventStore(settings.events_path)
+        try:
+            generate_clicks(db, store)
+        finally:
+            store.close()
+    return info
