@@ -2,6 +2,7 @@
 
 from siyu.links.models import LinkTag, ShortLink, Tag
 from siyu.webhooks.models import Webhook, WebhookDelivery
+from siyu.workspaces.invitations import Invitation  # noqa: F401
 from siyu.workspaces.models import ApiKey, Domain, Membership, User, Workspace
 
 __all__ = [

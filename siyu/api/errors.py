@@ -16,9 +16,16 @@ def error_response(status: int, code: str, message: str, fields: list[FieldError
     return JSONResponse(body, status_code=status)
 
 
-def _loc(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+def _loc(error: dict) -> str:
+    """('body', 'rules', 0, 'url') -> 'rules[0].url', as the domain names fields; bad JSON is the body's fault."""
+    if error.get("type") == "json_invalid":
+        return "body"
+    field = ""
+    for part in error.get("loc", ()):
+        if part in ("body", "query", "path", "header", "cookie"):
+            continue
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    return field or "body"
 
 
 def install(app: FastAPI) -> None:
@@ -28,7 +35,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [FieldError(_loc(tuple(e.get("loc", ()))), e.get("msg", "invalid")) for e in exc.errors()]
+        fields = [FieldError(_loc(e), e.get("msg", "invalid")) for e in exc.errors()]
         return error_response(422, "invalid_input", "; ".join(f"{f.field}: {f.reason}" for f in fields), fields)
 
     @app.exception_handler(NotFound)

@@ -124,9 +124,12 @@ def link_qr(
         link = links.get_link(session, caller.workspace_id, _id(link_id))
         data = links.short_url(link, runtime_of(request).scheme) + "/q"
     opts = _qr_options(size=size, border=border, dark=dark, light=light, error=error)
-    if fmt == "png":
-        return Response(qr.render_png(data, opts), media_type="image/png")
-    return Response(qr.render_svg(data, opts), media_type="image/svg+xml")
+    try:  # the size check needs the encoded symbol, so it can only fail while rendering
+        if fmt == "png":
+            return Response(qr.render_png(data, opts), media_type="image/png")
+        return Response(qr.render_svg(data, opts), media_type="image/svg+xml")
+    except qr.QrError as exc:
+        raise InvalidInput(exc.field, exc.reason) from exc
 
 
 def _qr_options(**kwargs: Any) -> qr.QrOptions:

@@ -41,7 +41,7 @@ def init(demo: bool = typer.Option(True, help="create a few demo links")) -> Non
     """Create the database, the first workspace, an owner account and an API key."""
     from siyu.bootstrap import initialize
 
-    info = initialize(common.settings(), common.database(), demo=demo)
+    info = initialize(common.settings(), common.database(), demo=demo, demo_clicks=demo)
     if info is None:
         typer.echo("Siyu is already initialised in " + str(common.settings().data_dir))
     else:
@@ -62,7 +62,7 @@ def serve(
 
     settings = common.settings()
     os.environ.setdefault("SIYU_BASE_URL", settings.base_url)
-    info = initialize(settings, common.database(), demo=demo)
+    info = initialize(settings, common.database(), demo=demo, demo_clicks=demo)
     if info is not None:
         _print_first_run(info)
     typer.echo(f"Serving on http://{host}:{port}  (data in {settings.data_dir}; API docs at /api/v1/docs)")
@@ -220,9 +220,15 @@ def links_list(
 
 
 def _find(session, ws: int, ref: str):
+    from siyu.errors import NotFound
     from siyu.links import service
 
-    return service.get_link(session, ws, int(ref)) if ref.isdigit() else service.get_link_by_slug(session, ws, ref)
+    if ref.isascii() and ref.isdigit() and int(ref) < 2**31:
+        try:
+            return service.get_link(session, ws, int(ref))
+        except NotFound:
+            pass  # custom slugs may be all digits too, e.g. '2024'
+    return service.get_link_by_slug(session, ws, ref)
 
 
 @links_app.command("show")
@@ -262,7 +268,9 @@ def links_import(
 
     with friendly_errors(), common.database().session() as session:
         ws = common.workspace_id(session, workspace)
-        report = import_csv(session, ws, path.read_bytes(), common.settings().base_host, dry_run=dry_run)
+        report = import_csv(
+            session, ws, path.read_bytes(), common.settings().base_host, dry_run=dry_run, scheme=_scheme()
+        )
     for row in report.rows:
         colour = {"created": typer.colors.GREEN, "skipped": typer.colors.YELLOW}.get(row.status, typer.colors.RED)
         typer.secho(f"row {row.row}: {row.status}" + (f" — {row.message}" if row.message else ""), fg=colour)
@@ -353,8 +361,11 @@ def stats(
             ws = common.workspace_id(session, workspace)
             link_id = _find(session, ws, ref).id if ref else None
         start, end = analytics.parse_range(since, until)
+        events_path = common.settings().events_path
         try:
-            store = DuckDBEventStore(common.settings().events_path, read_only=True)
+            # No event store yet means no click was ever recorded: report zeros, not "in use".
+            exists = Path(events_path).exists()
+            store = DuckDBEventStore(events_path, read_only=True) if exists else DuckDBEventStore(":memory:")
         except StoreLocked as exc:
             fail(f"{exc}; use GET /api/v1/analytics while the server runs")
         f = ClickFilter(ws, link_id, start, end, include_bots)

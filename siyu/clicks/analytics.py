@@ -30,12 +30,19 @@ def parse_range(since: str | None, until: str | None, default_days: int = 30) ->
     def parse(value: str, field: str) -> datetime:
         try:
             dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
         except ValueError as exc:
             raise InvalidInput(field, "not an ISO 8601 date or date-time (e.g. 2026-11-01)") from exc
-        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+        except OverflowError as exc:  # e.g. 0001-01-01T00:00+08:00 is before year 1 in UTC
+            raise InvalidInput(field, "out of the supported date range") from exc
 
     end = parse(until, "until") if until else datetime.now(UTC) + timedelta(seconds=1)
-    start = parse(since, "since") if since else end - timedelta(days=default_days)
+    if since:
+        start = parse(since, "since")
+    elif end - datetime.min.replace(tzinfo=UTC) <= timedelta(days=default_days):
+        raise InvalidInput("until", "out of the supported date range")
+    else:
+        start = end - timedelta(days=default_days)
     if start >= end:
         raise InvalidInput("since", "must be before 'until'")
     if end - start > timedelta(days=3660):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from siyu.links.rules import province_key
 from siyu.links.urls import build_destination
 
 REDIRECTED = "redirected"
@@ -166,9 +167,9 @@ def _matches(when: dict[str, frozenset[str]], visitor: Visitor) -> bool:
         elif key == "platform":
             ok = visitor.platform in values
         elif key == "country":
-            ok = visitor.country_province()[0] in values
-        else:  # province
-            ok = visitor.country_province()[1] in values
+            ok = visitor.country_province()[0].upper() in values
+        else:  # province: compared as the rules store it ('广东省' and '广东' are the same place)
+            ok = province_key(visitor.country_province()[1]) in values
         if not ok:
             return False
     return True

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from siyu.errors import Conflict, InvalidInput
+from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.links import service
+from siyu.links.urls import validate_url
+from siyu.workspaces.service import normalize_hostname
 
 COLUMNS = (
     "destination_url",
@@ -68,7 +70,12 @@ def decode(data: bytes) -> str:
 
 
 def import_csv(
-    session: Session, workspace_id: int, data: bytes, base_host: str = "", dry_run: bool = False
+    session: Session,
+    workspace_id: int,
+    data: bytes,
+    base_host: str = "",
+    dry_run: bool = False,
+    scheme: str = "https",
 ) -> ImportReport:
     reader = csv.DictReader(io.StringIO(decode(data)))
     header = [h.strip() for h in reader.fieldnames or []]
@@ -79,11 +86,12 @@ def import_csv(
         raise InvalidInput("file", f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}")
     ctx = service.Context(workspace_id, actor="import", base_host=base_host)
     report = ImportReport()
-    for number, raw in enumerate(reader, start=2):
-        if number - 1 > MAX_ROWS:
+    for count, raw in enumerate(reader, start=1):
+        number = reader.line_num  # the file's line, as a spreadsheet shows it (blank lines are skipped)
+        if count > MAX_ROWS:
             report.rows.append(RowResult(number, "error", f"more than {MAX_ROWS} rows; split the file"))
             break
-        report.rows.append(_import_row(session, ctx, number, raw, dry_run))
+        report.rows.append(_import_row(session, ctx, number, raw, dry_run, scheme))
     return report
 
 
@@ -106,7 +114,9 @@ def _fields(raw: dict) -> dict:
     return fields
 
 
-def _import_row(session: Session, ctx: service.Context, number: int, raw: dict, dry_run: bool) -> RowResult:
+def _import_row(
+    session: Session, ctx: service.Context, number: int, raw: dict, dry_run: bool, scheme: str = "https"
+) -> RowResult:
     if None in raw:
         return RowResult(number, "error", "more values than columns")
     try:
@@ -120,7 +130,7 @@ def _import_row(session: Session, ctx: service.Context, number: int, raw: dict, 
             if dry_run:
                 savepoint.rollback()
                 return RowResult(number, "valid")
-        return RowResult(number, "created", service.short_url(link), link_id)
+        return RowResult(number, "created", service.short_url(link, scheme), link_id)
     except InvalidInput as exc:
         return RowResult(number, "error", "; ".join(f"{e.field}: {e.reason}" for e in exc.errors))
     except Conflict as exc:
@@ -128,12 +138,17 @@ def _import_row(session: Session, ctx: service.Context, number: int, raw: dict, 
 
 
 def _existing(session: Session, workspace_id: int, fields: dict):
-    url = fields.get("destination_url")
+    # Compare with what was stored: the normalised URL and host (e.g. 'HTTPS://Example.COM' → 'https://example.com').
+    try:
+        url = validate_url(fields["destination_url"], "destination_url") if fields.get("destination_url") else None
+        domain = normalize_hostname(fields["domain"], "domain") if fields.get("domain") else None
+    except InvalidInput:
+        return None  # create_link reports the problem
     slug = fields.get("slug")
     if slug:
         try:
-            link = service.get_link_by_slug(session, workspace_id, slug, fields.get("domain"))
-        except Exception:
+            link = service.get_link_by_slug(session, workspace_id, slug, domain)
+        except NotFound:
             return None
         return link if link.destination_url.rstrip("/") == str(url or "").rstrip("/") else None
     return service.find_by_destination(session, workspace_id, url) if url else None

@@ -69,13 +69,17 @@ def validate_rules(raw: object, own_hosts: set[str], field: str = "rules") -> li
         if not isinstance(rule, dict):
             errors.append(FieldError(where, "must be an object with 'when' and 'url'"))
             continue
+        found = len(errors)
         try:
             url = validate_url(rule.get("url"), f"{where}.url", own_hosts)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+        try:
             when = _validate_when(rule.get("when"), f"{where}.when")
         except InvalidInput as exc:
             errors.extend(exc.errors)
-            continue
-        out.append({"when": when, "url": url})
+        if len(errors) == found:
+            out.append({"when": when, "url": url})
     if errors:
         raise InvalidInput(errors)
     return out
@@ -122,14 +126,23 @@ def validate_variants(raw: object, own_hosts: set[str], field: str = "variants")
         raise InvalidInput(field, "must be a list of {url, weight} objects")
     if len(raw) == 1 or len(raw) > MAX_VARIANTS:
         raise InvalidInput(field, f"an A/B test needs 2 to {MAX_VARIANTS} destinations")
+    errors: list[FieldError] = []
     out = []
     for i, item in enumerate(raw):
         where = f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise InvalidInput(where, "must be an object with 'url' and 'weight'")
-        url = validate_url(item.get("url"), f"{where}.url", own_hosts)
+            errors.append(FieldError(where, "must be an object with 'url' and 'weight'"))
+            continue
+        found = len(errors)
+        try:
+            url = validate_url(item.get("url"), f"{where}.url", own_hosts)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
         weight = item.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 1000:
-            raise InvalidInput(f"{where}.weight", "must be a whole number from 1 to 1000")
-        out.append({"url": url, "weight": weight})
+            errors.append(FieldError(f"{where}.weight", "must be a whole number from 1 to 1000"))
+        if len(errors) == found:
+            out.append({"url": url, "weight": weight})
+    if errors:
+        raise InvalidInput(errors)
     return out

@@ -83,7 +83,7 @@ def _parse_datetime(raw: object, field: str) -> datetime | None:
             raise InvalidInput(field, "not an ISO 8601 date-time (e.g. 2026-12-31T23:59:00+08:00)") from exc
     else:
         raise InvalidInput(field, "must be an ISO 8601 date-time string")
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _validate_tags(raw: object) -> list[str]:
@@ -283,7 +283,7 @@ def _set_tags(session: Session, link: ShortLink, names: list[str]) -> None:
             tag = Tag(workspace_id=link.workspace_id, name=name)
             session.add(tag)
         tags.append(tag)
-    link.tags = tags
+    link.tags = sorted(tags, key=lambda t: t.name)  # the order every later read returns (relationship order_by)
     session.flush()
 
 
@@ -359,12 +359,14 @@ def list_links(session: Session, workspace_id: int, q: LinkQuery) -> tuple[list[
         raise InvalidInput("offset", "must be 0 or more")
     query: Select = select(ShortLink).where(ShortLink.workspace_id == workspace_id)
     if q.search:
-        like = f"%{q.search.lower()}%"
+        # '%' and '_' are searched for literally, not as LIKE wildcards ('spring_sale', '50%').
+        text = q.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{text}%"
         query = query.where(
             or_(
-                func.lower(ShortLink.slug).like(like),
-                func.lower(ShortLink.title).like(like),
-                func.lower(ShortLink.destination_url).like(like),
+                func.lower(ShortLink.slug).like(like, escape="\\"),
+                func.lower(ShortLink.title).like(like, escape="\\"),
+                func.lower(ShortLink.destination_url).like(like, escape="\\"),
             )
         )
     if q.tag:

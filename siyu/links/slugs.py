@@ -71,7 +71,9 @@ def random_slug(length: int = 6) -> str:
 
 
 def validate_custom_slug(slug: str, field: str = "slug") -> str:
-    slug = (slug or "").strip()
+    if not isinstance(slug, str):
+        raise InvalidInput(field, "must be text")
+    slug = slug.strip()
     if not MIN_CUSTOM_LENGTH <= len(slug) <= MAX_CUSTOM_LENGTH:
         raise InvalidInput(field, f"must be {MIN_CUSTOM_LENGTH} to {MAX_CUSTOM_LENGTH} characters")
     if not CUSTOM_SLUG_RE.match(slug):

@@ -121,6 +121,10 @@ class DeliveryWorker:
             return len(due)
 
     def _attempt(self, client: httpx.Client, delivery: WebhookDelivery, hook: Webhook) -> None:
+        if not hook.active:  # unsubscribed since this was queued: never post to it again
+            delivery.status = "cancelled"
+            delivery.last_error = "webhook deactivated"
+            return
         body = delivery.payload.encode()
         stamp = str(int(time.time()))
         headers = {
@@ -138,9 +142,9 @@ class DeliveryWorker:
             error = "" if ok else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
-        if ok or not hook.active:
-            delivery.status = "delivered" if ok else "cancelled"
-            delivery.delivered_at = utcnow() if ok else None
+        if ok:
+            delivery.status = "delivered"
+            delivery.delivered_at = utcnow()
         elif delivery.attempts >= service.MAX_ATTEMPTS:
             delivery.status = "failed"
         else:

@@ -21,10 +21,15 @@ _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}$")
 
 
 def normalize_hostname(raw: str, field: str = "hostname") -> str:
-    host = (raw or "").strip().lower().rstrip(".")
+    if not isinstance(raw, str):
+        raise InvalidInput(field, "must be a host name such as s.example.com")
+    host = raw.strip().lower().rstrip(".")
+    if "/" in host or "@" in host:  # a pasted URL: say so, rather than complain about its "port"
+        raise InvalidInput(field, "give the host name only, without scheme or path (e.g. s.example.com)")
+    port = ""
     if ":" in host:  # keep an explicit port (dev setups such as localhost:8000)
         name, _, port = host.rpartition(":")
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise InvalidInput(field, "port must be a number between 1 and 65535")
         host_only = name
     else:
@@ -35,7 +40,7 @@ def normalize_hostname(raw: str, field: str = "hostname") -> str:
         raise InvalidInput(field, "not a valid host name") from exc
     if not _HOST_RE.match(host_only):
         raise InvalidInput(field, "not a valid host name")
-    return host if ":" in host else host_only
+    return f"{host_only}:{port}" if port else host_only
 
 
 def create_workspace(session: Session, name: str, slug: str | None = None, ip_mode: str = "truncated") -> Workspace:
