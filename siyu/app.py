@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from siyu import __version__
 from siyu.api import errors as api_errors
 from siyu.api.v1 import router as v1_router
+from siyu.bodylimit import BodySizeLimit
 from siyu.config import Settings
 from siyu.links import service as link_service
 from siyu.redirect.app import RedirectApp, link_path
@@ -54,7 +55,7 @@ class SiyuApp:
             scheme=runtime.scheme,
             trust_proxy=runtime.settings.extra.get("trust_proxy") == "1",
         )
-        self.web = self._build_web()
+        self.web = BodySizeLimit(self._build_web())
 
     def _build_web(self) -> Starlette:
         runtime = self.runtime

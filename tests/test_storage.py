@@ -359,3 +359,30 @@ def test_listing_filters_and_sorts_in_sql_on_both_backends(db, two_workspaces):
             with pytest.raises(InvalidInput) as exc:
                 service.list_links(s, a.workspace_id, service.LinkQuery(**bad))
             assert exc.value.errors[0].field == field
+
+
+def test_text_with_nul_characters_is_refused_before_it_reaches_postgresql(pg_url, tmp_path):
+    """PostgreSQL cannot store NUL in text columns: the service names the field instead of failing."""
+    import pytest as _pytest
+
+    from siyu.db import Database
+    from siyu.errors import InvalidInput
+    from siyu.links import service
+    from siyu.workspaces import service as workspaces
+
+    db = Database(pg_url)
+    db.migrate()
+    try:
+        with db.session() as session:
+            ws = workspaces.create_workspace(session, "NUL test", slug="nul-test")
+            workspaces.add_domain(session, ws.id, "nul.test")
+            ctx = service.Context(ws.id)
+            for field, value in (("title", "a\x00b"), ("notes", "\x00"), ("tags", ["x\x00"])):
+                with _pytest.raises(InvalidInput) as info:
+                    service.create_link(session, ctx, {"destination_url": "https://example.com", field: value})
+                assert info.value.errors[0].field.startswith(field)
+            with _pytest.raises(InvalidInput) as info:
+                service.create_link(session, ctx, {"destination_url": "https://example.com", "expires_at": "0001-01-01T00:00+14:00"})
+            assert info.value.errors[0].field == "expires_at"
+    finally:
+        db.dispose()

@@ -83,6 +83,8 @@ def _parse_datetime(raw: object, field: str) -> datetime | None:
             raise InvalidInput(field, "not an ISO 8601 date-time (e.g. 2026-12-31T23:59:00+08:00)") from exc
     else:
         raise InvalidInput(field, "must be an ISO 8601 date-time string")
+    if not 1970 <= value.year <= 9998:  # also keeps the UTC conversion clear of datetime's limits
+        raise InvalidInput(field, "must be between the years 1970 and 9998")
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -95,8 +97,8 @@ def _validate_tags(raw: object) -> list[str]:
         raise InvalidInput("tags", "must be a list of tag names")
     tags: list[str] = []
     for i, t in enumerate(raw):
-        if not isinstance(t, str) or not t.strip() or len(t.strip()) > 64:
-            raise InvalidInput(f"tags[{i}]", "must be text of 1 to 64 characters")
+        if not isinstance(t, str) or not t.strip() or len(t.strip()) > 64 or "\x00" in t:
+            raise InvalidInput(f"tags[{i}]", "must be text of 1 to 64 characters, without NUL")
         if t.strip() not in tags:
             tags.append(t.strip())
     if len(tags) > MAX_TAGS:
@@ -157,6 +159,8 @@ def _text(value: object, field: str, limit: int) -> str:
         raise InvalidInput(field, "must be text")
     if len(value) > limit:
         raise InvalidInput(field, f"at most {limit} characters")
+    if "\x00" in value:  # PostgreSQL refuses NUL in text; say so instead of failing on write
+        raise InvalidInput(field, "must not contain NUL characters")
     return value.strip()
 
 
