@@ -81,11 +81,17 @@ class RunResult:
     max_ms: float
     wrk: WrkResult
     server_cpu_seconds: float = 0.0
+    loadavg: float = 0.0  # 1-minute load average when the run started: how busy the machine was
     queued_after_run: int | None = None
     drain_seconds: float | None = None
     expected_clicks: int | None = None
     recorded_clicks: int | None = None  # rows added while the server ran (demo history excluded)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_us_per_response(self) -> float:
+        """Server CPU (all threads) per response of the measured run: less noise-prone than req/s."""
+        return self.server_cpu_seconds / self.wrk.requests * 1e6 if self.wrk.requests else 0.0
 
     @property
     def clicks_ok(self) -> bool | None:
@@ -335,6 +341,7 @@ def profile_summary(raw: Path, top: int = 25) -> str:
 def one_run(kind: str, index: int, args: argparse.Namespace, workdir: Path, profile: Path | None = None) -> RunResult:
     data_dir = workdir / f"{kind}-{index}"
     data_dir.mkdir()
+    load = os.getloadavg()[0]
     port = _free_port()
     drain = args.drain if kind == "siyu" else 0.0
     events = data_dir / "events.duckdb"
@@ -357,7 +364,7 @@ def one_run(kind: str, index: int, args: argparse.Namespace, workdir: Path, prof
     if kind == "siyu" and main.link_seconds:  # link responses over the link phase (without the drain tail)
         rps = main.link_ok / main.link_seconds
     result = RunResult(
-        kind, index, rps, main.p50_ms, main.p99_ms, main.max_ms, main, cpu1 - cpu0, queued, drain_seconds
+        kind, index, rps, main.p50_ms, main.p99_ms, main.max_ms, main, cpu1 - cpu0, load, queued, drain_seconds
     )
     for name, w in (("warm-up", warm), ("run", main)):
         if any(w.socket_errors.values()):
@@ -382,7 +389,8 @@ def machine_info() -> dict[str, str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    wrk_version = wrk_version.split(" Copyright")[0].strip()
     import granian
 
     return {
@@ -404,11 +412,13 @@ def summarize(results: list[RunResult]) -> dict[str, float | bool]:
         "siyu_rps": statistics.median(r.rps for r in siyu),
         "siyu_p50_ms": statistics.median(r.p50_ms for r in siyu),
         "siyu_p99_ms": statistics.median(r.p99_ms for r in siyu),
+        "siyu_cpu_us": statistics.median(r.cpu_us_per_response for r in siyu),
         "all_clicks_recorded": all(r.clicks_ok for r in siyu),
     }
     if ref:
         out["ref_rps"] = statistics.median(r.rps for r in ref)
         out["ref_p99_ms"] = statistics.median(r.p99_ms for r in ref)
+        out["ref_cpu_us"] = statistics.median(r.cpu_us_per_response for r in ref)
         out["ratio"] = out["siyu_rps"] / out["ref_rps"]
     out["target_met"] = bool(
         out["siyu_rps"] >= TARGET_RPS and out["siyu_p99_ms"] <= TARGET_P99_MS and out["all_clicks_recorded"]
@@ -418,14 +428,14 @@ def summarize(results: list[RunResult]) -> dict[str, float | bool]:
 
 def table(results: list[RunResult]) -> str:
     head = (
-        "| run | server | req/s | p50 ms | p99 ms | max ms | server CPU s | wrk CPU s "
+        "| run | server | load | req/s | p50 ms | p99 ms | max ms | server CPU s | CPU µs/resp | wrk CPU s "
         "| clicks expected | clicks recorded | ok | queued at end | stop s |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         lines.append(
-            f"| {r.index} | {r.kind} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.max_ms:.1f} "
-            f"| {r.server_cpu_seconds:.1f} | {r.wrk.cpu_seconds:.1f} "
+            f"| {r.index} | {r.kind} | {r.loadavg:.1f} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+            f"| {r.max_ms:.1f} | {r.server_cpu_seconds:.1f} | {r.cpu_us_per_response:.0f} | {r.wrk.cpu_seconds:.1f} "
             f"| {'' if r.expected_clicks is None else f'{r.expected_clicks:,}'} "
             f"| {'' if r.recorded_clicks is None else f'{r.recorded_clicks:,}'} "
             f"| {'' if r.clicks_ok is None else ('yes' if r.clicks_ok else 'NO')} "
@@ -450,10 +460,10 @@ def report(results: list[RunResult], info: dict[str, str], args: argparse.Namesp
         table(results),
         "",
         f"Medians: siyu **{s['siyu_rps']:,.0f} req/s**, p50 {s['siyu_p50_ms']:.2f} ms, "
-        f"**p99 {s['siyu_p99_ms']:.2f} ms**"
+        f"**p99 {s['siyu_p99_ms']:.2f} ms**, {s['siyu_cpu_us']:.0f} µs server CPU per response"
         + (
-            f"; reference {s['ref_rps']:,.0f} req/s, p99 {s['ref_p99_ms']:.2f} ms; "
-            f"**siyu / reference = {s['ratio']:.2f}**"
+            f"; reference {s['ref_rps']:,.0f} req/s, p99 {s['ref_p99_ms']:.2f} ms, "
+            f"{s['ref_cpu_us']:.0f} µs CPU per response; **siyu / reference = {s['ratio']:.2f}**"
             if "ref_rps" in s
             else ""
         )

@@ -19,6 +19,8 @@ from starlette.routing import Mount, Route
 
 from siyu import __version__
 from siyu.api import errors as api_errors
+from siyu.api.sources import router as sources_router
+from siyu.api.tracking import TrackingApp
 from siyu.api.v1 import router as v1_router
 from siyu.bodylimit import BodySizeLimit
 from siyu.config import Settings
@@ -41,6 +43,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.state.runtime = runtime
     api_errors.install(api)
     api.include_router(v1_router)
+    api.include_router(sources_router)
     return api
 
 
@@ -78,6 +81,7 @@ class SiyuApp:
             Route("/", home),
             Route("/healthz", healthz),
             Mount("/api/v1", app=build_api(runtime)),
+            Mount("/v1", app=TrackingApp(runtime)),  # Segment's HTTP Tracking API (SDKs post to <host>/v1/...)
             Mount("/console", app=build_console(runtime)),
         ]
         from siyu.api.compat import compat_routes

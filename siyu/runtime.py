@@ -14,7 +14,10 @@ from sqlalchemy import select
 from siyu.clicks.writer import ClickQueue
 from siyu.config import Settings
 from siyu.db import Database
+from siyu.events.dedupe import MessageIdFilter
 from siyu.events.duckdb_store import DuckDBEventStore
+from siyu.events.ingest import Ingestor
+from siyu.events.writer import EventQueue
 from siyu.links import service as link_service
 from siyu.redirect.cache import LinkCache
 from siyu.workspaces.models import Workspace
@@ -29,6 +32,8 @@ class Runtime:
     store: DuckDBEventStore
     clicks: ClickQueue
     links: LinkCache
+    events: EventQueue  # tracked events (siyu.api.tracking), written like clicks
+    ingestor: Ingestor
     background: list = field(default_factory=list)
     started: bool = False
 
@@ -46,7 +51,22 @@ class Runtime:
             spill_path=settings.data_dir / "clicks-unwritten.jsonl",
         )
         cache = LinkCache(db, store.clicks_served, poll_seconds=settings.cache_poll_seconds)
-        return cls(settings=settings, db=db, store=store, clicks=clicks, links=cache)
+        events = EventQueue(
+            store,
+            privacy,
+            flush_seconds=settings.click_flush_seconds,
+            spill_path=settings.data_dir / "events-unwritten.jsonl",
+        )
+        dedupe = MessageIdFilter(max_ids=int(settings.extra.get("dedupe_max_ids", 2_000_000)))
+        return cls(
+            settings=settings,
+            db=db,
+            store=store,
+            clicks=clicks,
+            links=cache,
+            events=events,
+            ingestor=Ingestor(events, dedupe),
+        )
 
     @property
     def scheme(self) -> str:
@@ -60,6 +80,8 @@ class Runtime:
             return
         link_service.committed_listeners.append(self.links.on_link_committed)
         self.clicks.start()
+        self.ingestor.warm(self.store)  # before the first event: ids of the last 24 h count as seen
+        self.events.start()
         self.links.start()
         for worker in self.background:
             worker.start()
@@ -72,6 +94,7 @@ class Runtime:
             worker.stop()
         self.links.stop()
         self.clicks.stop()
+        self.events.stop()
         if self.links.on_link_committed in link_service.committed_listeners:
             link_service.committed_listeners.remove(self.links.on_link_committed)
         self.started = False

@@ -485,4 +485,6 @@ def test_reserved_paths_are_never_treated_as_slugs(client, auth):
         "/api/v1/links", json={"slug": "healthz", "destination_url": "https://example.com/"}, headers=auth
     )
     assert refused.status_code == 422
-    assert refused.json()["error"]["fields"] == [{"field": "slug", "reason": "'healthz' is reserved"}]
+    assert refused.json()["error"]["fields"] == [
+        {"field": "slug", "reason": "'healthz' is reserved", "code": "slug_reserved"}
+    ]

@@ -240,10 +240,10 @@ def test_csv_import_dry_run_then_for_real_with_a_report_per_row(console, runtime
     assert "试运行结果（未创建任何短链）" in dry.text
     report = re.findall(r'<tr class="li-(\w+)">(.*?)</tr>', dry.text, flags=re.S)
     assert [status for status, _ in report] == ["valid", "error", "error"]
-    assert "<td><code>destination_url</code></td>" in report[1][1]
-    assert "only http and https URLs are allowed (scheme: javascript)" in report[1][1]
-    assert "<td><code>anti_block_platforms[1]</code></td>" in report[2][1]
-    assert "unknown platform &#39;myspace&#39;; known:" in report[2][1]  # a reason with '; ' stays whole
+    assert "<td>目标网址 <code>destination_url</code></td>" in report[1][1]  # the column, named and as typed
+    assert "只支持 http 和 https 开头的网址（当前为 javascript）" in report[1][1]
+    assert "<td>防红 2 <code>anti_block_platforms[1]</code></td>" in report[2][1]
+    assert "未知的平台 &#39;myspace&#39;；可用：" in report[2][1]
     assert 'rowspan="1">2<' in report[0][1]  # rows are numbered like the file's lines
     with runtime.db.session() as db:
         assert service.list_links(db, ws_id, service.LinkQuery(search="imp-"))[1] == 0
@@ -269,7 +269,7 @@ def test_csv_import_refuses_a_file_without_the_right_header_or_no_file(console):
     bad = console.post("/console/links/import", data={"csrf": token},
                        files={"file": ("x.csv", b"url,title\nhttps://a.example,A\n", "text/csv")})  # fmt: skip
     assert bad.status_code == 422
-    assert "the first line must name the columns and include destination_url" in bad.text
+    assert "第一行必须是列名，且包含 destination_url" in bad.text
 
     missing = console.post("/console/links/import", data={"csrf": token}, files={"file": ("", b"", "text/csv")})
     assert missing.status_code == 422 and "请选择一个 CSV 文件" in missing.text
@@ -417,16 +417,16 @@ def test_bad_inputs_come_back_inline_next_to_their_fields_with_what_was_typed(co
         assert found, f"no error shown for {key}"
         return html.unescape(" ".join(found))
 
-    assert "only http and https URLs are allowed (scheme: javascript)" in error_for("destination_url")
-    assert "'admin' is reserved" in error_for("slug")
-    assert "unknown platform 'myspace'" in error_for("anti_block_platforms")
-    assert "unknown value(s) nokia" in error_for("rules.0.when")
-    assert "a URL is required" in error_for("rules.1.url")
-    assert "must be a whole number of at least 1" in error_for("max_clicks")
-    assert "not an ISO 8601 date-time" in error_for("expires_at")
-    assert "at most 200 characters" in error_for("utm_source")
+    assert "只支持 http 和 https 开头的网址（当前为 javascript）" in error_for("destination_url")
+    assert "「admin」是系统保留词" in error_for("slug")
+    assert "未知的平台 'myspace'" in error_for("anti_block_platforms")
+    assert "未知的取值 nokia" in error_for("rules.0.when")
+    assert "请填写网址" in error_for("rules.1.url")
+    assert "必须是不小于 1 的整数" in error_for("max_clicks")
+    assert "不是有效的日期时间" in error_for("expires_at")
+    assert "最多 200 个字符" in error_for("utm_source")
     assert "请输入新密码" in error_for("password")
-    assert "must be a whole number from 1 to 1000" in error_for("variants.0.weight")
+    assert "必须是 1 到 1000 之间的整数" in error_for("variants.0.weight")
     # What was typed is still there.
     assert 'value="javascript:alert(1)"' in text
     assert 'name="slug" value="admin"' in text
@@ -446,7 +446,7 @@ def test_a_taken_slug_is_shown_at_the_slug(console, csrf):
         "/console/links/new", data={"csrf": csrf, "destination_url": "https://example.org/", "slug": "Coffee"}
     )
     assert response.status_code == 422
-    assert re.search(r'data-error-for="slug">&#39;Coffee&#39; is already used on sy.test<', response.text)
+    assert re.search(r'data-error-for="slug">「Coffee」在 sy.test 上已被使用<', response.text)
 
 
 def test_edit_shows_the_saved_values_and_saves_changes(console, csrf, runtime, ws_id):
@@ -490,7 +490,7 @@ def test_edit_shows_the_saved_values_and_saves_changes(console, csrf, runtime, w
     assert removed.status_code == 303 and get_link(runtime, ws_id, "coffee").password_hash is None
 
     bad = console.post(f"/console/links/{coffee.id}/edit", data={**form, "destination_url": "http://sy.test/x"})
-    assert bad.status_code == 422 and "redirect loop" in bad.text
+    assert bad.status_code == 422 and "会造成循环跳转" in bad.text
     assert get_link(runtime, ws_id, "coffee").destination_url == "https://example.com/coffee-v2"
 
 
@@ -559,7 +559,7 @@ def test_preview_of_allowed_platforms_password_rules_and_bad_input(console, csrf
 
     invalid = console.post("/console/links/preview", data={"csrf": csrf, "destination_url": "javascript:x"})
     assert invalid.status_code == 200
-    assert "设置有误，暂时无法预览" in invalid.text and "only http and https URLs are allowed" in invalid.text
+    assert "设置有误，暂时无法预览" in invalid.text and "只支持 http 和 https 开头的网址" in invalid.text
     empty = console.post("/console/links/preview", data={"csrf": csrf})
     assert "填写目标网址后显示预览" in empty.text
 

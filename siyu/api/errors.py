@@ -1,4 +1,7 @@
-"""One JSON error shape for every API: {"error": {"code", "message", "fields": [{field, reason}]}}."""
+"""One JSON error shape for every API: {"error": {"code", "message", "fields": [{field, reason, code}]}}.
+
+A field's `reason` is English; its `code` (when the domain gave one) is stable for programs to match on
+(the console translates by it, see siyu.errors_i18n). Request-shape errors carry pydantic's error type."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [FieldError(_loc(e), e.get("msg", "invalid")) for e in exc.errors()]
+        fields = [FieldError(_loc(e), e.get("msg", "invalid"), code=e.get("type")) for e in exc.errors()]
         return error_response(422, "invalid_input", "; ".join(f"{f.field}: {f.reason}" for f in fields), fields)
 
     @app.exception_handler(NotFound)
@@ -44,7 +47,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return error_response(409, "conflict", str(exc), [FieldError(exc.field, exc.reason)])
+        return error_response(409, "conflict", str(exc), [exc.field_error()])
 
     @app.exception_handler(PermissionDenied)
     async def forbidden(_: Request, exc: PermissionDenied) -> JSONResponse:

@@ -119,7 +119,7 @@ def link_qr(
 ) -> Response:
     caller.require("links:read")
     if fmt not in ("png", "svg"):
-        raise InvalidInput("fmt", "must be png or svg")
+        raise InvalidInput("fmt", "must be png or svg", code="qr_format")
     with runtime_of(request).db.session() as session:
         link = links.get_link(session, caller.workspace_id, _id(link_id))
         data = links.short_url(link, runtime_of(request).scheme) + "/q"
@@ -129,14 +129,14 @@ def link_qr(
             return Response(qr.render_png(data, opts), media_type="image/png")
         return Response(qr.render_svg(data, opts), media_type="image/svg+xml")
     except qr.QrError as exc:
-        raise InvalidInput(exc.field, exc.reason) from exc
+        raise InvalidInput(exc.field, exc.reason, code=exc.code, params=exc.params) from exc
 
 
 def _qr_options(**kwargs: Any) -> qr.QrOptions:
     try:
         return qr.QrOptions(**kwargs)
     except qr.QrError as exc:
-        raise InvalidInput(exc.field, exc.reason) from exc
+        raise InvalidInput(exc.field, exc.reason, code=exc.code, params=exc.params) from exc
 
 
 @router.post("/qr/decode", tags=["qr"], summary="Decode an uploaded QR image; optionally re-issue it as short links")
@@ -150,7 +150,7 @@ async def decode_qr(
     try:
         codes = await anyio.to_thread.run_sync(qr.decode_image, data)
     except qr.QrError as exc:
-        raise InvalidInput(exc.field, exc.reason) from exc
+        raise InvalidInput(exc.field, exc.reason, code=exc.code, params=exc.params) from exc
     results: list[dict[str, Any]] = []
     if create:
         caller.require("links:write")

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from siyu.cli import common
+from siyu.cli import sources as sources_cli
 from siyu.cli.common import fail, friendly_errors
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(links_app, name="links")
 app.add_typer(keys_app, name="keys")
 app.add_typer(domains_app, name="domains")
 app.add_typer(qr_app, name="qr")
+app.add_typer(sources_cli.app, name="sources")
 
 WorkspaceOpt = typer.Option(None, "--workspace", "-w", help="workspace slug (default: the first one)")
 

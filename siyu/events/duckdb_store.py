@@ -1,4 +1,4 @@
-"""The embedded event store on DuckDB: one process writes (the click writer thread), by Arrow append."""
+"""The embedded event store on DuckDB: one process writes (the writer threads), by Arrow append."""
 
 from __future__ import annotations
 
@@ -6,11 +6,23 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 
-from siyu.events.store import CLICK_SCHEMA, DIMENSIONS, ClickFilter, Summary
+from siyu.events import event_sql
+from siyu.events.store import (
+    CLICK_SCHEMA,
+    DIMENSIONS,
+    EVENT_COLUMNS,
+    EVENT_INPUT_SCHEMA,
+    JSON_COLUMNS,
+    ClickFilter,
+    EventFilter,
+    Summary,
+)
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -45,6 +57,8 @@ class DuckDBEventStore:
     def _create(self) -> None:
         cols = ", ".join(f"{f.name} {_DUCK_TYPES[f.type]}" for f in CLICK_SCHEMA)
         self._con.execute(f"CREATE TABLE IF NOT EXISTS clicks ({cols})")
+        self._con.execute(event_sql.CREATE_EVENTS)
+        self._con.execute(event_sql.CREATE_ALL_EVENTS)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
@@ -142,6 +156,69 @@ class DuckDBEventStore:
                 yield from batch
         finally:
             cur.close()
+
+    # -- tracked events -----------------------------------------------------------------------
+    def append_events(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = table.select(EVENT_INPUT_SCHEMA.names).cast(EVENT_INPUT_SCHEMA)
+        with self._write_lock:
+            cur = self._cursor()
+            try:
+                cur.register("incoming_events", table)
+                cur.execute(event_sql.INSERT_EVENTS)
+                cur.unregister("incoming_events")
+            finally:
+                cur.close()
+
+    def recent_message_ids(self, since: datetime) -> Iterator[tuple[int, str, datetime]]:
+        cur = self._cursor()
+        try:
+            cur.execute(
+                "SELECT workspace_id, message_id, received_at FROM events WHERE received_at >= ?",
+                [_naive_utc(since)],
+            )
+            while batch := cur.fetchmany(10_000):
+                yield from batch
+        finally:
+            cur.close()
+
+    def _event_where(self, f: EventFilter) -> tuple[str, list[object]]:
+        clauses = ["workspace_id = ?"]
+        params: list[object] = [f.workspace_id]
+        for column, value in (("source_id", f.source_id), ("type", f.type)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if f.since is not None:
+            clauses.append("timestamp >= ?")
+            params.append(_naive_utc(f.since))
+        if f.until is not None:
+            clauses.append("timestamp < ?")
+            params.append(_naive_utc(f.until))
+        return " AND ".join(clauses), params
+
+    def list_events(self, f: EventFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        where, params = self._event_where(f)
+        source = "all_events" if f.include_clicks else "events"
+        rows = self._fetch(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {source} WHERE {where} "
+            "ORDER BY timestamp, message_id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        out = []
+        for row in rows:
+            item = dict(zip(EVENT_COLUMNS, row, strict=True))
+            for column in JSON_COLUMNS:
+                if item[column] is not None:
+                    item[column] = orjson.loads(item[column])
+            out.append(item)
+        return out
+
+    def count_events(self, f: EventFilter) -> int:
+        where, params = self._event_where(f)
+        source = "all_events" if f.include_clicks else "events"
+        return int(self._fetch(f"SELECT count(*) FROM {source} WHERE {where}", params)[0][0])
 
     def close(self) -> None:
         self._con.close()

@@ -2,6 +2,11 @@
 
 Analytics code talks to `EventStore`, never to DuckDB directly, so a ClickHouse implementation can
 replace the embedded one without touching callers. Every query is parameterised.
+
+Two kinds of rows live in the store: short-link clicks (`clicks`, written by the redirect's click
+queue) and tracked events (`events`, written by the tracking API's event queue, Segment's spec).
+The store also exposes clicks as events (`Short Link Clicked` tracks), so identity resolution and
+journeys read one stream: `list_events(..., include_clicks=True)`.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -78,6 +83,70 @@ DIMENSIONS = (
 )
 
 
+# What the event writer appends: the ids and times the ingester settled (deduplicated messageId,
+# clock-corrected timestamp, IP after the workspace's privacy mode) plus the message as received
+# (`raw`, JSON text) and the batch-level context to merge into it; the store extracts the columns.
+EVENT_INPUT_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("workspace_id", pa.int32()),
+        ("source_id", pa.int64()),
+        ("type", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("original_timestamp", pa.timestamp("us")),
+        ("sent_at", pa.timestamp("us")),
+        ("received_at", pa.timestamp("us")),
+        ("ip", pa.string()),
+        ("batch_context", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+
+# Columns of a stored event, in order (`list_events` returns dicts with these keys; the JSON
+# columns come back parsed).
+EVENT_COLUMNS = (
+    "message_id",
+    "workspace_id",
+    "source_id",
+    "type",
+    "event",
+    "name",
+    "user_id",
+    "anonymous_id",
+    "group_id",
+    "previous_id",
+    "timestamp",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "context",
+    "properties",
+    "traits",
+    "integrations",
+    "page_url",
+    "page_path",
+    "page_referrer",
+    "page_title",
+    "ip",
+    "user_agent",
+    "channel",
+    "library_name",
+    "library_version",
+)
+JSON_COLUMNS = frozenset({"context", "properties", "traits", "integrations"})
+CLICK_EVENT_NAME = "Short Link Clicked"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    workspace_id: int
+    source_id: int | None = None
+    type: str | None = None
+    since: datetime | None = None  # on the corrected `timestamp`
+    until: datetime | None = None
+    include_clicks: bool = False  # also short-link clicks, as `Short Link Clicked` tracks
+
+
 @dataclass(frozen=True)
 class ClickFilter:
     workspace_id: int
@@ -108,5 +177,19 @@ class EventStore(Protocol):
     def top_links(self, f: ClickFilter, limit: int = 10) -> list[tuple[int, int, int]]: ...
 
     def export(self, f: ClickFilter) -> Iterator[tuple]: ...
+
+    def append_events(self, table: pa.Table) -> None:
+        """Append tracked events shaped as EVENT_INPUT_SCHEMA (one writer thread calls this)."""
+        ...
+
+    def recent_message_ids(self, since: datetime) -> Iterator[tuple[int, str, datetime]]:
+        """(workspace_id, message_id, received_at) of events received since `since`: warms the de-duplicator."""
+        ...
+
+    def list_events(self, f: EventFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Events in timestamp order (then message_id), JSON columns parsed."""
+        ...
+
+    def count_events(self, f: EventFilter) -> int: ...
 
     def close(self) -> None: ...

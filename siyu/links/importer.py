@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.errors import Conflict, FieldError, InvalidInput, NotFound
 from siyu.links import service
 from siyu.links.urls import validate_url
 from siyu.workspaces.service import normalize_hostname
@@ -38,10 +38,19 @@ MAX_ROWS = 100_000
 
 @dataclass
 class RowResult:
+    """One line's verdict. `message` is the English text the CLI prints; for errors, `errors` holds the
+    same problems as FieldErrors (with codes, so the console can translate them; field "" = the row)."""
+
     row: int
     status: str  # created | skipped | error | valid
     message: str = ""
     link_id: int | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+    @classmethod
+    def failed(cls, row: int, errors: list[FieldError]) -> RowResult:
+        message = "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in errors)
+        return cls(row, "error", message, errors=list(errors))
 
 
 @dataclass
@@ -66,7 +75,7 @@ def decode(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InvalidInput("file", "not UTF-8 or GBK text")
+    raise InvalidInput("file", "not UTF-8 or GBK text", code="file_encoding")
 
 
 def import_csv(
@@ -80,16 +89,26 @@ def import_csv(
     reader = csv.DictReader(io.StringIO(decode(data)))
     header = [h.strip() for h in reader.fieldnames or []]
     if "destination_url" not in header:
-        raise InvalidInput("file", "the first line must name the columns and include destination_url")
+        raise InvalidInput(
+            "file", "the first line must name the columns and include destination_url", code="import_header"
+        )
     unknown = [h for h in header if h and h not in COLUMNS]
     if unknown:
-        raise InvalidInput("file", f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}")
+        columns, known = ", ".join(unknown), ", ".join(COLUMNS)
+        raise InvalidInput(
+            "file",
+            f"unknown column(s) {columns}; known: {known}",
+            code="import_columns",
+            params={"columns": columns, "known": known},
+        )
     ctx = service.Context(workspace_id, actor="import", base_host=base_host)
     report = ImportReport()
     for count, raw in enumerate(reader, start=1):
         number = reader.line_num  # the file's line, as a spreadsheet shows it (blank lines are skipped)
         if count > MAX_ROWS:
-            report.rows.append(RowResult(number, "error", f"more than {MAX_ROWS} rows; split the file"))
+            reason = f"more than {MAX_ROWS} rows; split the file"
+            too_many = FieldError("", reason, code="import_too_many_rows", params={"max": MAX_ROWS})
+            report.rows.append(RowResult.failed(number, [too_many]))
             break
         report.rows.append(_import_row(session, ctx, number, raw, dry_run, scheme))
     return report
@@ -107,7 +126,7 @@ def _fields(raw: dict) -> dict:
             fields[key] = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
         elif key in INT_COLUMNS:
             if not value.isdigit():
-                raise InvalidInput(key, "must be a whole number")
+                raise InvalidInput(key, "must be a whole number", code="whole_number")
             fields[key] = int(value)
         else:
             fields[key] = value
@@ -118,7 +137,7 @@ def _import_row(
     session: Session, ctx: service.Context, number: int, raw: dict, dry_run: bool, scheme: str = "https"
 ) -> RowResult:
     if None in raw:
-        return RowResult(number, "error", "more values than columns")
+        return RowResult.failed(number, [FieldError("", "more values than columns", code="import_extra_values")])
     try:
         fields = _fields(raw)
         existing = _existing(session, ctx.workspace_id, fields)
@@ -132,9 +151,9 @@ def _import_row(
                 return RowResult(number, "valid")
         return RowResult(number, "created", service.short_url(link, scheme), link_id)
     except InvalidInput as exc:
-        return RowResult(number, "error", "; ".join(f"{e.field}: {e.reason}" for e in exc.errors))
+        return RowResult.failed(number, exc.errors)
     except Conflict as exc:
-        return RowResult(number, "error", f"{exc.field}: {exc.reason}")
+        return RowResult.failed(number, [exc.field_error()])
 
 
 def _existing(session: Session, workspace_id: int, fields: dict):

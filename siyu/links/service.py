@@ -80,11 +80,15 @@ def _parse_datetime(raw: object, field: str) -> datetime | None:
         try:
             value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidInput(field, "not an ISO 8601 date-time (e.g. 2026-12-31T23:59:00+08:00)") from exc
+            raise InvalidInput(
+                field, "not an ISO 8601 date-time (e.g. 2026-12-31T23:59:00+08:00)", code="datetime_format"
+            ) from exc
     else:
-        raise InvalidInput(field, "must be an ISO 8601 date-time string")
+        raise InvalidInput(field, "must be an ISO 8601 date-time string", code="datetime_type")
     if not 1970 <= value.year <= 9998:  # also keeps the UTC conversion clear of datetime's limits
-        raise InvalidInput(field, "must be between the years 1970 and 9998")
+        raise InvalidInput(
+            field, "must be between the years 1970 and 9998", code="year_range", params={"min": 1970, "max": 9998}
+        )
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -94,15 +98,17 @@ def _validate_tags(raw: object) -> list[str]:
     if isinstance(raw, str):
         raw = [t for t in raw.split(",")]
     if not isinstance(raw, list | tuple):
-        raise InvalidInput("tags", "must be a list of tag names")
+        raise InvalidInput("tags", "must be a list of tag names", code="tags_not_list")
     tags: list[str] = []
     for i, t in enumerate(raw):
         if not isinstance(t, str) or not t.strip() or len(t.strip()) > 64 or "\x00" in t:
-            raise InvalidInput(f"tags[{i}]", "must be text of 1 to 64 characters, without NUL")
+            raise InvalidInput(
+                f"tags[{i}]", "must be text of 1 to 64 characters, without NUL", code="tag_invalid", params={"max": 64}
+            )
         if t.strip() not in tags:
             tags.append(t.strip())
     if len(tags) > MAX_TAGS:
-        raise InvalidInput("tags", f"at most {MAX_TAGS} tags")
+        raise InvalidInput("tags", f"at most {MAX_TAGS} tags", code="tags_too_many", params={"max": MAX_TAGS})
     return tags
 
 
@@ -110,7 +116,9 @@ def validate_fields(session: Session, ctx: Context, raw: Mapping[str, Any], crea
     """Normalise and check every given field; raise one InvalidInput listing all problems."""
     allowed = EDITABLE + (CREATE_ONLY if creating else ())
     errors: list[FieldError] = [
-        FieldError(k, "unknown field" if k not in CREATE_ONLY else "cannot be changed after creation")
+        FieldError(k, "unknown field", code="field_unknown")
+        if k not in CREATE_ONLY
+        else FieldError(k, "cannot be changed after creation", code="field_create_only")
         for k in raw
         if k not in allowed
     ]
@@ -125,7 +133,7 @@ def validate_fields(session: Session, ctx: Context, raw: Mapping[str, Any], crea
                 errors.extend(exc.errors)
 
     if creating and "destination_url" not in raw:
-        errors.append(FieldError("destination_url", "a URL is required"))
+        errors.append(FieldError("destination_url", "a URL is required", code="url_required"))
     check("destination_url", lambda v: validate_url(v, "destination_url", own))
     check("title", lambda v: _text(v, "title", 500))
     check("notes", lambda v: _text(v, "notes", 5000))
@@ -156,23 +164,24 @@ def _text(value: object, field: str, limit: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput(field, "must be text")
+        raise InvalidInput(field, "must be text", code="not_text")
     if len(value) > limit:
-        raise InvalidInput(field, f"at most {limit} characters")
+        raise InvalidInput(field, f"at most {limit} characters", code="max_length", params={"max": limit})
     if "\x00" in value:  # PostgreSQL refuses NUL in text; say so instead of failing on write
-        raise InvalidInput(field, "must not contain NUL characters")
+        raise InvalidInput(field, "must not contain NUL characters", code="text_nul")
     return value.strip()
 
 
 def _bool(value: object, field: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise InvalidInput(field, "must be true or false")
+    raise InvalidInput(field, "must be true or false", code="not_bool")
 
 
 def _redirect_status(value: object) -> int:
     if isinstance(value, bool) or value not in REDIRECT_STATUSES:
-        raise InvalidInput("redirect_status", "must be one of 301, 302, 307, 308")
+        choices = ", ".join(map(str, REDIRECT_STATUSES))
+        raise InvalidInput("redirect_status", f"must be one of {choices}", code="one_of", params={"choices": choices})
     return int(value)  # type: ignore[arg-type]
 
 
@@ -180,7 +189,7 @@ def _max_clicks(value: object) -> int | None:
     if value in (None, ""):
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**12:
-        raise InvalidInput("max_clicks", "must be a whole number of at least 1")
+        raise InvalidInput("max_clicks", "must be a whole number of at least 1", code="int_min", params={"min": 1})
     return value
 
 
@@ -188,7 +197,9 @@ def _password(value: object) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not 4 <= len(value) <= 200:
-        raise InvalidInput("password", "must be 4 to 200 characters")
+        raise InvalidInput(
+            "password", "must be 4 to 200 characters", code="length_range", params={"min": 4, "max": 200}
+        )
     return value
 
 
@@ -197,7 +208,12 @@ def _resolve_domain(session: Session, workspace_id: int, hostname: str | None) -
         return default_domain(session, workspace_id).hostname
     domain = session.scalar(select(Domain).where(Domain.hostname == hostname))
     if domain is None or domain.workspace_id != workspace_id:
-        raise InvalidInput("domain", f"'{hostname}' is not a domain of this workspace")
+        raise InvalidInput(
+            "domain",
+            f"'{hostname}' is not a domain of this workspace",
+            code="domain_not_ours",
+            params={"host": hostname},
+        )
     return domain.hostname
 
 
@@ -226,7 +242,12 @@ def create_link(session: Session, ctx: Context, raw: Mapping[str, Any]) -> Short
     if custom:
         # Case-insensitive uniqueness: 'Sale' and 'sale' would confuse people reading a poster.
         if _slug_taken(session, hostname, custom):
-            raise Conflict("slug", f"'{custom}' is already used on {hostname}")
+            raise Conflict(
+                "slug",
+                f"'{custom}' is already used on {hostname}",
+                code="slug_taken",
+                params={"slug": custom, "host": hostname},
+            )
         link.slug = custom
         _insert(session, link)
     else:
@@ -235,7 +256,7 @@ def create_link(session: Session, ctx: Context, raw: Mapping[str, Any]) -> Short
             if not _slug_taken(session, hostname, link.slug) and _insert(session, link, retry_ok=True):
                 break
         else:  # pragma: no cover - needs ~56^8 links
-            raise Conflict("slug", "could not find a free random slug; try a custom slug")
+            raise Conflict("slug", "could not find a free random slug; try a custom slug", code="slug_exhausted")
     _set_tags(session, link, tags)
     _notify(session, "link.created", link)
     return link
@@ -250,7 +271,12 @@ def _insert(session: Session, link: ShortLink, retry_ok: bool = False) -> bool:
     except IntegrityError as exc:
         if retry_ok:
             return False
-        raise Conflict("slug", f"'{link.slug}' is already used on {link.hostname}") from exc
+        raise Conflict(
+            "slug",
+            f"'{link.slug}' is already used on {link.hostname}",
+            code="slug_taken",
+            params={"slug": link.slug, "host": link.hostname},
+        ) from exc
 
 
 def update_link(session: Session, ctx: Context, link_id: int, raw: Mapping[str, Any]) -> ShortLink:
@@ -356,11 +382,12 @@ class LinkQuery:
 
 def list_links(session: Session, workspace_id: int, q: LinkQuery) -> tuple[list[ShortLink], int]:
     if q.sort not in SORTS:
-        raise InvalidInput("sort", f"must be one of {', '.join(SORTS)}")
+        choices = ", ".join(SORTS)
+        raise InvalidInput("sort", f"must be one of {choices}", code="one_of", params={"choices": choices})
     if not 1 <= q.limit <= 1000:
-        raise InvalidInput("limit", "must be between 1 and 1000")
+        raise InvalidInput("limit", "must be between 1 and 1000", code="number_range", params={"min": 1, "max": 1000})
     if q.offset < 0:
-        raise InvalidInput("offset", "must be 0 or more")
+        raise InvalidInput("offset", "must be 0 or more", code="not_negative")
     query: Select = select(ShortLink).where(ShortLink.workspace_id == workspace_id)
     if q.search:
         # '%' and '_' are searched for literally, not as LIKE wildcards ('spring_sale', '50%').

@@ -72,12 +72,17 @@ def random_slug(length: int = 6) -> str:
 
 def validate_custom_slug(slug: str, field: str = "slug") -> str:
     if not isinstance(slug, str):
-        raise InvalidInput(field, "must be text")
+        raise InvalidInput(field, "must be text", code="not_text")
     slug = slug.strip()
     if not MIN_CUSTOM_LENGTH <= len(slug) <= MAX_CUSTOM_LENGTH:
-        raise InvalidInput(field, f"must be {MIN_CUSTOM_LENGTH} to {MAX_CUSTOM_LENGTH} characters")
+        raise InvalidInput(
+            field,
+            f"must be {MIN_CUSTOM_LENGTH} to {MAX_CUSTOM_LENGTH} characters",
+            code="length_range",
+            params={"min": MIN_CUSTOM_LENGTH, "max": MAX_CUSTOM_LENGTH},
+        )
     if not CUSTOM_SLUG_RE.match(slug):
-        raise InvalidInput(field, "may only contain letters, digits, '_' and '-'")
+        raise InvalidInput(field, "may only contain letters, digits, '_' and '-'", code="slug_chars")
     if slug.lower() in RESERVED:
-        raise InvalidInput(field, f"'{slug}' is reserved")
+        raise InvalidInput(field, f"'{slug}' is reserved", code="slug_reserved", params={"slug": slug})
     return slug

@@ -50,14 +50,14 @@ _HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 def _normalise_colour(name: str, value: object, *, allow_transparent: bool) -> str:
     """Return ``#rrggbb`` (or ``transparent``); CSS names are refused so PNG and SVG always agree."""
     if not isinstance(value, str):
-        raise QrOptionError(name, "must be a colour string such as '#000000'")
+        raise QrOptionError(name, "must be a colour string such as '#000000'", "colour_not_text")
     text = value.strip().lower()
     if text == TRANSPARENT:
         if allow_transparent:
             return TRANSPARENT
-        raise QrOptionError(name, "dark modules cannot be transparent")
+        raise QrOptionError(name, "dark modules cannot be transparent", "colour_transparent")
     if not _HEX_COLOUR.fullmatch(text):
-        raise QrOptionError(name, f"{value!r} is not a #RRGGBB or #RGB colour")
+        raise QrOptionError(name, f"{value!r} is not a #RRGGBB or #RGB colour", "colour_format", {"value": value})
     if len(text) == 4:
         text = "#" + "".join(c * 2 for c in text[1:])
     return text
@@ -80,9 +80,11 @@ def _luminance(colour: str) -> float:
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise QrOptionError(name, "must be an integer")
+        raise QrOptionError(name, "must be an integer", "integer_required")
     if not lo <= value <= hi:
-        raise QrOptionError(name, f"must be between {lo} and {hi}, got {value}")
+        raise QrOptionError(
+            name, f"must be between {lo} and {hi}, got {value}", "out_of_range", {"min": lo, "max": hi, "value": value}
+        )
 
 
 @dataclass(frozen=True)
@@ -111,13 +113,17 @@ class QrOptions:
         light_lum = 1.0 if light == TRANSPARENT else _luminance(light)
         dark_lum = _luminance(dark)
         if dark_lum >= light_lum:
-            raise QrOptionError("dark", "must be darker than light; many phone scanners skip inverted codes")
+            raise QrOptionError(
+                "dark", "must be darker than light; many phone scanners skip inverted codes", "colour_inverted"
+            )
         contrast = (light_lum + 0.05) / (dark_lum + 0.05)
         if contrast < MIN_CONTRAST:
-            reason = f"contrast with light is {contrast:.1f}:1; at least {MIN_CONTRAST:g}:1 is needed"
-            raise QrOptionError("dark", reason)
+            ratio, needed = f"{contrast:.1f}", f"{MIN_CONTRAST:g}"
+            reason = f"contrast with light is {ratio}:1; at least {needed}:1 is needed"
+            raise QrOptionError("dark", reason, "colour_contrast", {"ratio": ratio, "min": needed})
         if not isinstance(self.error, str) or self.error.lower() not in ERROR_LEVELS:
-            raise QrOptionError("error", f"must be one of {', '.join(ERROR_LEVELS)}")
+            levels = ", ".join(ERROR_LEVELS)
+            raise QrOptionError("error", f"must be one of {levels}", "one_of", {"choices": levels})
         error = self.error.lower()
         logo_image = None
         if self.logo is not None:
@@ -132,11 +138,11 @@ class QrOptions:
 def _load_logo(data: object) -> Image.Image:
     """Decode a logo with the same limits as scan uploads, as RGBA no larger than LOGO_MAX_SIDE."""
     if not isinstance(data, bytes | bytearray) or not data:
-        raise QrOptionError("logo", "must be non-empty PNG, JPEG or WebP bytes")
+        raise QrOptionError("logo", "must be non-empty PNG, JPEG or WebP bytes", "logo_empty")
     try:
         img = open_image(bytes(data), field="logo")
     except QrDecodeError as exc:
-        raise QrOptionError("logo", exc.reason, exc.code) from exc
+        raise QrOptionError("logo", exc.reason, exc.code, exc.params) from exc
     img = img.convert("RGBA")
     img.thumbnail((LOGO_MAX_SIDE, LOGO_MAX_SIDE), Image.Resampling.LANCZOS)
     return img
@@ -167,13 +173,15 @@ class QrLayout:
 
 def _make(data: str, error: str) -> segno.QRCode:
     if not isinstance(data, str) or not data:
-        raise QrOptionError("data", "must be a non-empty string")
+        raise QrOptionError("data", "must be a non-empty string", "data_empty")
     try:
         return segno.make_qr(data, error=error)
     except segno.DataOverflowError as exc:
-        raise QrOptionError("data", f"too long to fit in a QR code at error level {error.upper()}") from exc
+        level = error.upper()
+        reason = f"too long to fit in a QR code at error level {level}"
+        raise QrOptionError("data", reason, "data_too_long", {"level": level}) from exc
     except ValueError as exc:
-        raise QrOptionError("data", str(exc)) from exc
+        raise QrOptionError("data", str(exc), "data_invalid", {"detail": str(exc)}) from exc
 
 
 def layout(data: str, opts: QrOptions | None = None) -> QrLayout:
@@ -183,7 +191,8 @@ def layout(data: str, opts: QrOptions | None = None) -> QrLayout:
     modules = qr.symbol_size(scale=1, border=0)[0]
     total = modules + 2 * opts.border
     if opts.size < total:
-        raise QrOptionError("size", f"{opts.size}px is too small for this content; needs at least {total}px")
+        reason = f"{opts.size}px is too small for this content; needs at least {total}px"
+        raise QrOptionError("size", reason, "size_too_small", {"size": opts.size, "min": total})
     rows = [[bool(v) for v in row] for row in qr.matrix_iter(scale=1, border=opts.border)]
 
     clear = box = None

@@ -61,13 +61,15 @@ def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-_PIXEL_LIMIT_REASON = f"image has more than {MAX_PIXELS // 1_000_000} megapixels"
+_PIXEL_LIMIT = {"max": MAX_PIXELS // 1_000_000}
+_PIXEL_LIMIT_REASON = f"image has more than {_PIXEL_LIMIT['max']} megapixels"
 
 
 def _check_pixels(size: tuple[int, int], field: str) -> None:
     width, height = size
     if width * height > MAX_PIXELS:
-        raise QrDecodeError("too_many_pixels", f"{_PIXEL_LIMIT_REASON} ({width}x{height})", field)
+        reason = f"{_PIXEL_LIMIT_REASON} ({width}x{height})"
+        raise QrDecodeError("too_many_pixels", reason, field, _PIXEL_LIMIT)
 
 
 def open_image(data: bytes, field: str = "image") -> Image.Image:
@@ -80,7 +82,8 @@ def open_image(data: bytes, field: str = "image") -> Image.Image:
         raise QrDecodeError("corrupt", "expected image bytes", field)
     if len(data) > MAX_UPLOAD_BYTES:
         limit_mb = MAX_UPLOAD_BYTES // (1024 * 1024)
-        raise QrDecodeError("too_large", f"file is {len(data)} bytes; the limit is {limit_mb} MB", field)
+        reason = f"file is {len(data)} bytes; the limit is {limit_mb} MB"
+        raise QrDecodeError("too_large", reason, field, {"size": len(data), "max": limit_mb})
     if not data:
         raise QrDecodeError("corrupt", "file is empty", field)
     data = bytes(data)
@@ -97,7 +100,7 @@ def open_image(data: bytes, field: str = "image") -> Image.Image:
         # Lazy: Image.open parses headers only (WebP aside, handled above); no pixel data yet.
         img = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:  # Pillow's own (higher, global) limit fired first
-        raise QrDecodeError("too_many_pixels", _PIXEL_LIMIT_REASON, field) from exc
+        raise QrDecodeError("too_many_pixels", _PIXEL_LIMIT_REASON, field, _PIXEL_LIMIT) from exc
     except _PARSE_ERRORS as exc:
         raise QrDecodeError("corrupt", f"not a readable {fmt} image", field) from exc
     if img.format not in ALLOWED_FORMATS:  # defence in depth: trust what Pillow parsed, not the sniff
@@ -108,7 +111,7 @@ def open_image(data: bytes, field: str = "image") -> Image.Image:
         img.load()
         ImageOps.exif_transpose(img, in_place=True)
     except Image.DecompressionBombError as exc:
-        raise QrDecodeError("too_many_pixels", _PIXEL_LIMIT_REASON, field) from exc
+        raise QrDecodeError("too_many_pixels", _PIXEL_LIMIT_REASON, field, _PIXEL_LIMIT) from exc
     except _PARSE_ERRORS as exc:
         raise QrDecodeError("corrupt", f"{fmt} image is truncated or damaged", field) from exc
     return img

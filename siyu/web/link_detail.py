@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from siyu import qr
 from siyu.clicks.analytics import export_csv
 from siyu.errors import NotFound
+from siyu.errors_i18n import error_text
 from siyu.events.store import ClickFilter, EventStore
 from siyu.i18n import CATALOG, register, t
 from siyu.links import service as links
@@ -337,7 +338,7 @@ def qr_options(values: Mapping[str, str], logo: bytes | None = None) -> qr.QrOpt
         try:
             numbers[name] = int(values[name])
         except ValueError:
-            raise qr.QrOptionError(name, "must be a whole number") from None
+            raise qr.QrOptionError(name, "must be a whole number", "whole_number") from None
     return qr.QrOptions(
         size=numbers["size"],
         border=numbers["border"],
@@ -350,7 +351,7 @@ def qr_options(values: Mapping[str, str], logo: bytes | None = None) -> qr.QrOpt
 
 def qr_error_message(exc: qr.QrError, locale: str) -> str:
     field = t(f"detail.qr.{exc.field}", locale)
-    return t("detail.qr.invalid", locale, field=field, reason=exc.reason)
+    return t("detail.qr.invalid", locale, field=field, reason=error_text(exc, locale))
 
 
 def render_qr(data: str, fmt: str, opts: qr.QrOptions) -> bytes:
@@ -374,7 +375,7 @@ def _image_response(body: bytes, fmt: str, link: ShortLink, download: bool) -> R
 
 
 def _qr_error_response(exc: qr.QrError, locale: str) -> JSONResponse:
-    body = {"field": exc.field, "reason": exc.reason, "message": qr_error_message(exc, locale)}
+    body = {"field": exc.field, "reason": exc.reason, "code": exc.code, "message": qr_error_message(exc, locale)}
     return JSONResponse(body, status_code=422, headers={"cache-control": "no-store"})
 
 
@@ -634,7 +635,7 @@ async def qr_with_logo(request: Request, viewer: Viewer) -> Response:
     fmt = str(form.get("format") or "png")
     try:
         if fmt not in ("png", "svg"):
-            raise qr.QrOptionError("format", "must be png or svg")
+            raise qr.QrOptionError("format", "must be png or svg", "qr_format")
         opts = await anyio.to_thread.run_sync(qr_options, qr_fields(form), await _read_logo(form.get("logo")))
         body = await anyio.to_thread.run_sync(render_qr, qr_data(request, link), fmt, opts)
     except qr.QrError as exc:

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from siyu.db import utcnow
 from siyu.errors import Conflict, FieldError, InvalidInput, NotFound
+from siyu.errors_i18n import error_text, field_label
 from siyu.i18n import register
 from siyu.links import decide as d
 from siyu.links import service
@@ -91,7 +92,6 @@ register(
         "link_form.password_set": ("设置新密码", "Set a new password"),
         "link_form.password_remove": ("移除密码", "Remove the password"),
         "link_form.password": ("密码（4 位以上）", "Password (4+ characters)"),
-        "link_form.password_required": ("请输入新密码", "Enter the new password"),
         "link_form.section_rules": ("设备 / 地区分流", "Device / region rules"),
         "link_form.rules_hint": (
             "按顺序匹配，第一条满足全部条件的规则决定跳转网址；都不满足时用目标网址。",
@@ -344,7 +344,7 @@ def read_form(form: FormData, creating: bool, has_password: bool) -> FormInput:
     if mode == "set":
         raw["password"] = text("password")
         if not raw["password"]:
-            errors.append(FieldError("password", "link_form.password_required"))
+            errors.append(FieldError("password", "Enter the new password", code="password_required"))
     elif mode == "remove" or (mode == "none" and has_password):
         raw["password"] = ""
     values = {
@@ -419,15 +419,14 @@ def error_key(name: str) -> str:
     return base if base in FIELD_KEYS else "_general"
 
 
-def _reason(e: FieldError, viewer: Viewer) -> str:
-    """Domain reasons are shown as the domain wrote them; the form's own are catalogue keys."""
-    return viewer.t(e.reason) if e.reason.startswith("link_form.") else e.reason
-
-
 def errors_by_field(errors: list[FieldError], viewer: Viewer) -> dict[str, list[str]]:
+    """Each error's translated sentence under the input it belongs to; the rest, named, at the top."""
     out: dict[str, list[str]] = {}
     for e in errors:
-        out.setdefault(error_key(e.field), []).append(_reason(e, viewer))
+        key, text = error_key(e.field), error_text(e, viewer.locale)
+        if key == "_general":
+            text = f"{field_label(e.field, viewer.locale)}: {text}"
+        out.setdefault(key, []).append(text)
     return out
 
 
@@ -515,7 +514,8 @@ def build_preview(request: Request, viewer: Viewer, form: FormData, link_id: int
         except InvalidInput as exc:
             errors.extend(exc.errors)
         if errors:
-            return {"state": "invalid", "problems": [(e.field, _reason(e, viewer)) for e in errors]}
+            problems = [(field_label(e.field, viewer.locale), error_text(e, viewer.locale)) for e in errors]
+            return {"state": "invalid", "problems": problems}
         domains = list_domains(db, ws)
         hostname = next((x.hostname for x in domains if x.is_default), domains[0].hostname if domains else "")
         link = d.CompiledLink.from_model(_preview_model(values, base, ws, hostname))
@@ -603,7 +603,7 @@ async def _form_page(request: Request, viewer: Viewer, link_id: int | None) -> R
         except InvalidInput as exc:
             errors = errors_by_field(exc.errors, viewer)
         except Conflict as exc:
-            errors = errors_by_field([FieldError(exc.field, exc.reason)], viewer)
+            errors = errors_by_field([exc.field_error()], viewer)
         except NotFound:
             return render(request, "error.html", viewer, 404, message=viewer.t("error.not_found"))
         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,9 +23,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from siyu.db import utcnow
-from siyu.errors import InvalidInput
+from siyu.errors import FieldError, InvalidInput
+from siyu.errors_i18n import error_text, field_label
 from siyu.events.store import ClickFilter
-from siyu.i18n import register
+from siyu.i18n import register, t
 from siyu.links import importer, service
 from siyu.links.models import ShortLink, Tag
 from siyu.web.context import Viewer, page, render, runtime_of
@@ -113,6 +113,7 @@ register(
         "links_list.status.skipped": ("已存在，跳过", "skipped"),
         "links_list.status.error": ("错误", "error"),
         "links_list.status.valid": ("可导入", "valid"),
+        "links_list.report.skipped_as": ("已导入为短链 #{id}", "already imported as link {id}"),
     }
 )
 
@@ -302,7 +303,7 @@ async def bulk(request: Request, viewer: Viewer) -> Response:
         try:
             count = await anyio.to_thread.run_sync(_apply_bulk, request, viewer, action, ids, tag)
         except InvalidInput as exc:
-            error = "; ".join(f"{e.field}: {e.reason}" for e in exc.errors)
+            error = errors_text(exc.errors, viewer.locale)
         else:
             return RedirectResponse(filters.url(done=action, n=count), status_code=303)
     return await _list_page(request, viewer, filters, 1, message="", error=error, status=422, bulk_tag=tag)
@@ -374,27 +375,25 @@ async def export(request: Request, viewer: Viewer) -> Response:
 
 # --- CSV import ---------------------------------------------------------------------------------
 
-_COLUMN_NAMES = "|".join(map(re.escape, importer.COLUMNS))
-_FIELD_START = re.compile(rf"^(?:{_COLUMN_NAMES})(?:\[\d+\])?(?:\.\w+)*: ")
+
+def errors_text(errors: list[FieldError], locale: str) -> str:
+    """Field errors in one line for a notice: "标签 1: 最多 64 个字符; …" (the field's name translated)."""
+    return "; ".join(
+        f"{field_label(e.field, locale)}: {error_text(e, locale)}" if e.field else error_text(e, locale) for e in errors
+    )
 
 
-def split_message(message: str) -> list[tuple[str, str]]:
-    """'title: too long; tags[0]: bad' → [(title, too long), (tags[0], bad)]. Reasons may contain '; '
-    themselves ('unknown platform …; known: …'), so only a known column name starts a new part."""
-    parts: list[str] = []
-    for piece in message.split("; "):
-        if parts and not _FIELD_START.match(piece):
-            parts[-1] += "; " + piece
-        else:
-            parts.append(piece)
-    out = []
-    for part in parts:
-        if _FIELD_START.match(part):
-            name, _, reason = part.partition(": ")
-            out.append((name, reason))
-        else:
-            out.append(("", part))
-    return out
+def report_details(r: importer.RowResult, locale: str) -> list[dict[str, str]]:
+    """What the report shows for one line: per problem the column (as typed, and its translated name) and the
+    translated reason; for other rows the short link or a note."""
+    if r.status == "error" and r.errors:
+        return [
+            {"field": e.field, "label": field_label(e.field, locale) if e.field else "", "text": error_text(e, locale)}
+            for e in r.errors
+        ]
+    if r.status == "skipped" and r.link_id is not None:
+        return [{"field": "", "label": "", "text": t("links_list.report.skipped_as", locale, id=r.link_id)}]
+    return [{"field": "", "label": "", "text": r.message}]
 
 
 def run_import(request: Request, viewer: Viewer, data: bytes, dry_run: bool) -> importer.ImportReport:
@@ -403,10 +402,10 @@ def run_import(request: Request, viewer: Viewer, data: bytes, dry_run: bool) -> 
         return importer.import_csv(db, viewer.workspace.id, data, rt.settings.base_host, dry_run, rt.scheme)
 
 
-def _report_rows(report: importer.ImportReport) -> list[dict[str, Any]]:
+def _report_rows(report: importer.ImportReport, locale: str) -> list[dict[str, Any]]:
     rows = []
     for r in report.rows:
-        details = split_message(r.message) if r.status == "error" else [("", r.message)]
+        details = report_details(r, locale)
         rows.append({"row": r.row, "status": r.status, "details": details, "link_id": r.link_id})
     return rows
 
@@ -439,7 +438,7 @@ async def import_page(request: Request, viewer: Viewer) -> Response:
     try:
         report = await anyio.to_thread.run_sync(run_import, request, viewer, data, dry_run)
     except InvalidInput as exc:
-        error = "; ".join(e.reason for e in exc.errors)
+        error = "; ".join(error_text(e, viewer.locale) for e in exc.errors)
         return render(request, "links_import.html", viewer, 422, report=None, error=error, dry_run=dry_run, **ctx)
     counts: dict[str, int] = {}
     for r in report.rows:
@@ -448,7 +447,7 @@ async def import_page(request: Request, viewer: Viewer) -> Response:
         request,
         "links_import.html",
         viewer,
-        report=_report_rows(report),
+        report=_report_rows(report, viewer.locale),
         counts=counts,
         error="",
         dry_run=dry_run,

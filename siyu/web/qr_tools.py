@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from siyu import qr
 from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.errors_i18n import error_text
 from siyu.i18n import register
 from siyu.links import service as links
 from siyu.links.models import ShortLink
@@ -252,12 +253,11 @@ def _create_link(request: Request, viewer: Viewer, url: str) -> int:
 
 
 def _create_error(viewer: Viewer, exc: InvalidInput) -> str:
-    reasons = " ".join(e.reason for e in exc.errors)
-    if "own short-link" in reasons or "redirect loop" in reasons:
+    if any(e.code == "url_own_domain" for e in exc.errors):
         return _error(viewer, "own_domain")
     if any(e.field == "domain" for e in exc.errors):
         return _error(viewer, "no_domain")
-    return f"{_error(viewer, 'invalid')} {reasons}"
+    return f"{_error(viewer, 'invalid')} {' '.join(error_text(e, viewer.locale) for e in exc.errors)}"
 
 
 def routes() -> list[BaseRoute]:

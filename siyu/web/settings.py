@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.errors import Conflict, FieldError, InvalidInput, NotFound
+from siyu.errors_i18n import error_text
 from siyu.i18n import register, t
 from siyu.security import verify_password
 from siyu.web import sessions
@@ -331,6 +332,15 @@ async def _form(request: Request) -> dict[str, Any]:
     return {k: form.getlist(k) if k in ("events", "scopes") else str(form.get(k, "")) for k in form}
 
 
+# The page's own advice for the usual mistakes; any other domain error is shown as its (translated) reason.
+GENERIC_HOSTNAME = frozenset({"hostname_not_text", "hostname_not_bare", "hostname_invalid"})
+GENERIC_WEBHOOK = frozenset({"url_required", "url_scheme", "url_no_scheme", "events_choose"})
+
+
+def _specific(viewer: Viewer, error: FieldError, advice_key: str, covered: frozenset[str]) -> str:
+    return viewer.t(advice_key) if error.code is None or error.code in covered else error_text(error, viewer.locale)
+
+
 # --- domains -------------------------------------------------------------------------------------------
 
 
@@ -346,8 +356,8 @@ async def add_domain(request: Request, viewer: Viewer) -> Response:
 
     try:
         await anyio.to_thread.run_sync(run)
-    except InvalidInput:
-        error = viewer.t("settings.domains.invalid")
+    except InvalidInput as exc:
+        error = _specific(viewer, exc.errors[0], "settings.domains.invalid", GENERIC_HOSTNAME)
     except Conflict:
         error = viewer.t("settings.domains.taken")
     else:
@@ -405,7 +415,7 @@ async def add_webhook(request: Request, viewer: Viewer) -> Response:
         errors = {}
         for e in exc.errors:
             key = "events" if e.field == "events" else "url"
-            errors[key] = viewer.t(f"settings.webhooks.bad_{key}")
+            errors[key] = _specific(viewer, e, f"settings.webhooks.bad_{key}", GENERIC_WEBHOOK)
         outcome = Outcome(errors, {"url": url, "events": events})
         return await _render_page(request, viewer, 422, outcome)
     once = {"webhook_secret": secret, "webhook_url": hook_url}

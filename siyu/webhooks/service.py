@@ -32,7 +32,8 @@ def create_webhook(session: Session, workspace_id: int, url: str, events: list[s
         errors.extend(exc.errors)
     bad = [e for e in events or [] if e not in WEBHOOK_EVENTS]
     if not events or bad:
-        errors.append(FieldError("events", f"choose from {', '.join(WEBHOOK_EVENTS)}"))
+        known = ", ".join(WEBHOOK_EVENTS)
+        errors.append(FieldError("events", f"choose from {known}", code="events_choose", params={"known": known}))
     if errors:
         raise InvalidInput(errors)
     hook = Webhook(

@@ -47,7 +47,7 @@ class IssuedInvitation:
 def normalize_email(raw: object) -> str:
     email = raw.strip().lower() if isinstance(raw, str) else ""
     if not _EMAIL_RE.match(email):
-        raise InvalidInput("email", "not a valid e-mail address")
+        raise InvalidInput("email", "not a valid e-mail address", code="email_invalid")
     return email
 
 
@@ -57,14 +57,15 @@ def create_invitation(
     """Invite `email`; an earlier open invitation for the same address is replaced (its link stops working)."""
     email = normalize_email(email)
     if role not in ROLES:
-        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+        roles = ", ".join(ROLES)
+        raise InvalidInput("role", f"must be one of {roles}", code="one_of", params={"choices": roles})
     member = session.scalar(
         select(Membership.id)
         .join(User, User.id == Membership.user_id)
         .where(Membership.workspace_id == workspace_id, User.email == email)
     )
     if member is not None:
-        raise Conflict("email", "this person is already a member of the workspace")
+        raise Conflict("email", "this person is already a member of the workspace", code="already_member")
     now = utcnow()
     for old in pending_invitations(session, workspace_id):
         if old.email == email:
@@ -113,7 +114,7 @@ def find_open_invitation(session: Session, token: str) -> Invitation | None:
 def accept_invitation(session: Session, invitation: Invitation, user: User) -> Membership:
     """Join the workspace. The conditional update makes the link single-use even under concurrent clicks."""
     if user.email != invitation.email:
-        raise InvalidInput("email", "this invitation is for another e-mail address")
+        raise InvalidInput("email", "this invitation is for another e-mail address", code="invitation_other_email")
     used = session.execute(
         update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))

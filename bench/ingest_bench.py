@@ -1,0 +1,214 @@
+"""Events/s through POST /v1/batch into the embedded store, with the load generator on the same machine.
+
+    .venv/bin/python bench/ingest_bench.py                       # 3 runs × 15 s, batches of 100
+    .venv/bin/python bench/ingest_bench.py --runs 1 --seconds 10 --write-docs
+
+Per run, in a fresh temp data dir: `siyu init --no-demo`, `siyu sources create bench --kind server`,
+then the real `siyu serve` (Granian, one worker). wrk (Debian package) posts analytics-python-shaped
+batches with Basic auth and unique messageIds (`ingest_batch.lua`), for a bounded time, on
+loopback only. For the last `--drain` seconds it sends only OPTIONS preflights, so no batch is in
+flight when it stops. Then SIGINT: the worker's lifespan drains the event queue into DuckDB. The
+`events` table is opened read-only after the server exited and must hold exactly the events of
+the batches answered 200.
+
+Two rates are reported: *accepted* (events answered 200 per second of sending) and *stored*
+(events in the store per second of sending plus the time the server took to drain its queue and
+exit), which is the honest end-to-end figure when the writer lags behind the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from redirect_bench import _cpu_seconds, _env, _free_port, _siyu_cmd, _stop, _wait_healthy  # noqa: E402
+
+LUA = BENCH_DIR / "ingest_batch.lua"
+DOCS = BENCH_DIR.parent / "docs" / "benchmarks.md"
+TARGET_EVENTS_PER_S = 50_000
+
+
+@dataclass
+class Run:
+    index: int
+    seconds: float  # sending phase (duration - drain)
+    batches: int
+    shed: int
+    errors: int
+    expected: int
+    stored: int
+    stop_seconds: float
+    server_cpu: float
+    wrk_cpu: float
+    p50_ms: float
+    p99_ms: float
+    loadavg_before: float
+
+    @property
+    def accepted_per_s(self) -> float:
+        return self.expected / self.seconds
+
+    @property
+    def stored_per_s(self) -> float:
+        return self.stored / (self.seconds + self.stop_seconds)
+
+    @property
+    def exact(self) -> bool:
+        return self.stored == self.expected and self.errors == 0
+
+
+def _siyu(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run([*_siyu_cmd(), *args], env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"siyu {' '.join(args)} failed: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def _latency_ms(out: str, pct: str) -> float:
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    return float(m[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m[2]] if m else float("nan")
+
+
+def count_events(path: Path) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return int(con.execute("SELECT count(*) FROM events").fetchone()[0])
+    finally:
+        con.close()
+
+
+def one_run(index: int, args: argparse.Namespace) -> Run:
+    with tempfile.TemporaryDirectory(prefix="siyu-ingest-") as tmp:
+        data_dir = Path(tmp)
+        port = _free_port()
+        env = _env(data_dir, port)
+        _siyu(["init", "--no-demo"], env)
+        key = json.loads(_siyu(["sources", "create", "bench", "--kind", "server", "--json"], env))["write_key"]
+        basic = base64.b64encode(f"{key}:".encode()).decode()
+        log = (data_dir / "server.log").open("w")
+        cmd = [*_siyu_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-demo"]
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_healthy(port, proc, any_status=False)
+            load = os.getloadavg()[0]
+            cpu_before = _cpu_seconds(proc.pid)
+            wrk = [
+                "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
+                "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}",
+                "--", basic, str(args.batch), str(args.seconds), str(args.drain),
+            ]  # fmt: skip
+            before = os.times()
+            out = subprocess.run(wrk, capture_output=True, text=True, timeout=args.seconds + 60, check=True).stdout
+            after = os.times()
+            server_cpu = _cpu_seconds(proc.pid) - cpu_before
+            stop_seconds = _stop(proc)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            log.close()
+        m = re.search(r"SIYU_INGEST batches_sent=(\d+) drain_sent=(\d+) shed=(\d+) errors=(\d+)", out)
+        if not m:
+            raise RuntimeError(f"unexpected wrk output:\n{out}")
+        # wrk calls request() once more, on thread 1, to check the script; that batch is never sent.
+        batches, shed, errors = int(m[1]) - 1, int(m[3]), int(m[4])
+        expected = (batches - shed) * args.batch
+        return Run(
+            index=index,
+            seconds=args.seconds - args.drain,
+            batches=batches,
+            shed=shed,
+            errors=errors,
+            expected=expected,
+            stored=count_events(data_dir / "events.duckdb"),
+            stop_seconds=stop_seconds,
+            server_cpu=server_cpu,
+            wrk_cpu=(after.children_user - before.children_user) + (after.children_system - before.children_system),
+            p50_ms=_latency_ms(out, "50"),
+            p99_ms=_latency_ms(out, "99"),
+            loadavg_before=load,
+        )
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> str:
+    lines = [
+        "| run | accepted events/s | stored events/s | batches (429) | stored = accepted | p50 / p99 ms "
+        "| server CPU s | wrk CPU s | stop s | load before |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r.index} | {r.accepted_per_s:,.0f} | {r.stored_per_s:,.0f} | {r.batches:,} ({r.shed}) "
+            f"| {'yes' if r.exact else f'NO ({r.stored:,} vs {r.expected:,})'} | {r.p50_ms:.1f} / {r.p99_ms:.1f} "
+            f"| {r.server_cpu:.1f} | {r.wrk_cpu:.1f} | {r.stop_seconds:.1f} | {r.loadavg_before:.2f} |"
+        )
+    accepted = statistics.median(r.accepted_per_s for r in runs)
+    stored = statistics.median(r.stored_per_s for r in runs)
+    lines.append("")
+    lines.append(
+        f"Median: **{accepted:,.0f} accepted events/s, {stored:,.0f} stored events/s** "
+        f"(target {TARGET_EVENTS_PER_S:,}: {'met' if stored >= TARGET_EVENTS_PER_S else 'not met'}); "
+        f"batches of {args.batch}, wrk -t{args.threads} -c{args.connections}, {args.seconds} s per run."
+    )
+    return "\n".join(lines)
+
+
+def write_docs(table: str, args: argparse.Namespace) -> None:
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    section = (
+        f"\n\n## Event ingestion: POST /v1/batch into the embedded store ({dt.date.today().isoformat()})\n\n"
+        f"`bench/ingest_bench.py --runs {args.runs} --seconds {args.seconds} --batch {args.batch}` on {machine}; "
+        "the server (`siyu serve`, one Granian worker) and wrk share the machine's cores. "
+        "*Accepted*: events answered 200 per second of sending. *Stored*: events in DuckDB per second of sending "
+        "plus the time the server needed to drain its queue and exit after SIGINT. Every run checks that the "
+        "store holds exactly the events of the batches answered 200.\n\n" + table + "\n"
+    )
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    with DOCS.open("a", encoding="utf-8") as fh:
+        if DOCS.stat().st_size == 0:
+            fh.write("# Benchmarks")
+        fh.write(section)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--drain", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=100, help="messages per request")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--write-docs", action="store_true", help=f"append the figures to {DOCS}")
+    args = parser.parse_args()
+    runs = []
+    for i in range(1, args.runs + 1):
+        run = one_run(i, args)
+        print(f"run {i}: {run.accepted_per_s:,.0f} accepted/s, {run.stored_per_s:,.0f} stored/s, exact={run.exact}")
+        runs.append(run)
+        time.sleep(1)
+    table = report(runs, args)
+    print(table)
+    if args.write_docs:
+        write_docs(table, args)
+
+
+if __name__ == "__main__":
+    main()
