@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -50,7 +51,12 @@ class Runtime:
             flush_seconds=settings.click_flush_seconds,
             spill_path=settings.data_dir / "clicks-unwritten.jsonl",
         )
-        cache = LinkCache(db, store.clicks_served, poll_seconds=settings.cache_poll_seconds)
+        cache = LinkCache(
+            db,
+            store.clicks_served,
+            poll_seconds=settings.cache_poll_seconds,
+            primary_host=urlsplit(settings.base_url).netloc.lower() or None,
+        )
         events = EventQueue(
             store,
             privacy,

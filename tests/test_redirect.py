@@ -162,7 +162,7 @@ def test_redirect_status_and_cache_control(client, auth):
         assert response.status_code == status
         cache_control = response.headers["cache-control"]
         if status in (301, 308):
-            assert re.fullmatch(r"public, max-age=\d+", cache_control)
+            assert re.fullmatch(r"private, max-age=\d+", cache_control)
             assert int(cache_control.rsplit("=", 1)[1]) > 0
         else:
             assert "no-store" in cache_control
@@ -488,3 +488,23 @@ def test_reserved_paths_are_never_treated_as_slugs(client, auth):
     assert refused.json()["error"]["fields"] == [
         {"field": "slug", "reason": "'healthz' is reserved", "code": "slug_reserved"}
     ]
+
+
+def test_forgiving_lookups_slug_case_port_and_unregistered_host(client):
+    """A slug retyped in capitals, the domain with a port, or the server's bare IP still reach the link."""
+    chrome = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"}
+    assert client.get("/COFFEE", headers=chrome).status_code == 302
+    assert client.get("/coffee", headers={**chrome, "Host": "sy.test:8080"}).status_code == 302
+    assert client.get("/coffee", headers={**chrome, "Host": "10.1.2.3:8000"}).status_code == 302
+    # ... and again from the cache, not just on the first load
+    assert client.get("/coffee", headers={**chrome, "Host": "sy.test:8080"}).status_code == 302
+    assert client.get("/no-such-link", headers={**chrome, "Host": "10.1.2.3:8000"}).status_code == 404
+
+
+def test_edits_evict_every_cached_alias_of_a_link(client, auth):
+    chrome = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 Safari/537.36"}
+    assert client.get("/COFFEE", headers=chrome).headers["location"].startswith("https://example.com/coffee")
+    link = client.get("/api/v1/links?search=coffee", headers=auth).json()["links"][0]
+    response = client.patch(f"/api/v1/links/{link['id']}", headers=auth, json={"destination_url": "https://example.com/tea"})
+    assert response.status_code == 200
+    assert client.get("/COFFEE", headers=chrome).headers["location"].startswith("https://example.com/tea")

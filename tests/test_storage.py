@@ -309,7 +309,7 @@ def test_change_seq_grows_on_every_write_and_reports_what_changed(db, two_worksp
         assert service.max_change_seq(s) == seqs[-1]
         assert service.changed_since(s, seqs[-1]) == []
         assert sorted(service.changed_since(s, seqs[2])) == sorted(
-            [(seqs[3], two.hostname, two.slug), (seqs[4], one.hostname, one.slug)]
+            [(seqs[3], two.id, two.hostname, two.slug), (seqs[4], one.id, one.hostname, one.slug)]
         )
 
 

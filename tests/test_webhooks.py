@@ -189,6 +189,8 @@ def test_a_failed_delivery_is_retried_with_the_same_id(client, auth, receiver, r
     assert len({r["headers"]["x-siyu-delivery"] for r in receiver.received}) == 1
     assert len({r["body"] for r in receiver.received}) == 1
     assert all(signature_is_valid(hook["secret"], r) for r in receiver.received)  # re-signed each time
+    # the worker records the outcome after the receiver has answered: wait for that commit
+    assert receiver.wait_for(lambda r: deliveries(runtime)[0].status == "delivered", timeout=5)
     [delivery] = deliveries(runtime)
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("delivered", 3, "")
     assert delivery.delivered_at is not None

@@ -347,8 +347,33 @@ def links_by_ids(session: Session, workspace_id: int, ids: list[int]) -> list[Sh
     return list(session.scalars(select(ShortLink).where(ShortLink.workspace_id == workspace_id, ShortLink.id.in_(ids))))
 
 
-def find_for_redirect(session: Session, hostname: str, slug: str) -> ShortLink | None:
-    return session.scalar(select(ShortLink).where(ShortLink.hostname == hostname, ShortLink.slug == slug))
+def find_for_redirect(
+    session: Session, hostname: str, slug: str, primary_host: str | None = None
+) -> ShortLink | None:
+    """The link a visit means: the exact (host, slug) first, then the lookups people rely on —
+    the slug typed in another case (slugs are unique regardless of case), the host without its
+    port, and, for a host that is no registered domain at all (an IP address, an alias), the
+    installation's primary domain."""
+    hosts = [hostname]
+    if ":" in hostname:
+        hosts.append(hostname.rsplit(":", 1)[0])
+    if (
+        primary_host
+        and primary_host not in hosts
+        and session.scalar(select(Domain.id).where(Domain.hostname.in_(hosts))) is None
+    ):
+        hosts.append(primary_host)
+    for host in hosts:
+        link = session.scalar(select(ShortLink).where(ShortLink.hostname == host, ShortLink.slug == slug))
+        if link is None:
+            link = session.scalars(
+                select(ShortLink)
+                .where(ShortLink.hostname == host, func.lower(ShortLink.slug) == slug.lower())
+                .order_by(ShortLink.id)
+            ).first()
+        if link is not None:
+            return link
+    return None
 
 
 def find_by_destination(session: Session, workspace_id: int, url: str) -> ShortLink | None:
@@ -425,11 +450,14 @@ def short_url(link: ShortLink, scheme: str = "https") -> str:
     return f"{scheme}://{link.hostname}/{link.slug}"
 
 
-def changed_since(session: Session, seq: int) -> list[tuple[int, str, str]]:
+def changed_since(session: Session, seq: int) -> list[tuple[int, int, str, str]]:
+    """(change_seq, link id, hostname, slug) of every link written after `seq`."""
     return [
-        (row.change_seq, row.hostname, row.slug)
+        (row.change_seq, row.id, row.hostname, row.slug)
         for row in session.execute(
-            select(ShortLink.change_seq, ShortLink.hostname, ShortLink.slug).where(ShortLink.change_seq > seq)
+            select(ShortLink.change_seq, ShortLink.id, ShortLink.hostname, ShortLink.slug).where(
+                ShortLink.change_seq > seq
+            )
         )
     ]
 

@@ -37,7 +37,9 @@ LOCKOUT_SECONDS = 15 * 60
 PERMANENT_CACHE_SECONDS = 86_400
 _VID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _REDIRECT_CACHE = b"private, no-cache, no-store, max-age=0"
-_PERMANENT_CACHE = f"public, max-age={PERMANENT_CACHE_SECONDS}".encode()
+# `private`: the response sets a visitor cookie and can differ per visitor (rules, A/B, 防红), so only
+# the visitor's own browser may keep it.
+_PERMANENT_CACHE = f"private, max-age={PERMANENT_CACHE_SECONDS}".encode()
 _VISITOR_ID_BATCH = 256
 _DECISION_MEMO_MAX = 50_000
 
@@ -182,8 +184,6 @@ class RedirectApp:
         link = self.cache.peek(hostname, slug)
         if link is False:
             link = await self.cache.get(hostname, slug)
-            if link is None and ":" in hostname:  # dev set-ups: a domain registered without its port
-                link = await self.cache.get(hostname.rsplit(":", 1)[0], slug)
         ua_text = ua.decode("latin-1")
         locale = pick_locale(accept_language.decode("latin-1"))
         if link is None:

@@ -30,12 +30,16 @@ class LinkCache:
         clicks_served: Callable[[int], int],
         max_entries: int = 200_000,
         poll_seconds: float = 1.0,
+        primary_host: str | None = None,
     ):
         self._db = db
         self._clicks_served = clicks_served
         self._max = max_entries
         self._poll_seconds = poll_seconds
+        self._primary_host = primary_host
         self._entries: OrderedDict[tuple[str, str], CompiledLink | float] = OrderedDict()
+        # A link can be cached under several keys (another case, a host alias): evict them all.
+        self._keys_by_link: dict[int, set[tuple[str, str]]] = {}
         self.served: dict[int, int] = {}  # link id -> redirected non-bot clicks (store + this process)
         self._seq = 0
         self._stop = threading.Event()
@@ -58,20 +62,24 @@ class LinkCache:
 
     def _load(self, host: str, slug: str) -> CompiledLink | None:
         with self._db.session() as session:
-            model = find_for_redirect(session, host, slug)
+            model = find_for_redirect(session, host, slug, self._primary_host)
             link = CompiledLink.from_model(model) if model is not None else None
         if link is not None and link.max_clicks is not None and link.id not in self.served:
             self.served[link.id] = self._clicks_served(link.id)
         self._entries[(host, slug)] = link if link is not None else time.monotonic() + MISS_TTL
+        if link is not None:
+            self._keys_by_link.setdefault(link.id, set()).add((host, slug))
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
         return link
 
-    def evict(self, host: str, slug: str) -> None:
+    def evict(self, host: str, slug: str, link_id: int | None = None) -> None:
         self._entries.pop((host, slug), None)
+        for key in self._keys_by_link.pop(link_id, ()) if link_id is not None else ():
+            self._entries.pop(key, None)
 
     def on_link_committed(self, event: str, link_id: int, host: str, slug: str) -> None:
-        self.evict(host, slug)
+        self.evict(host, slug, link_id)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -92,8 +100,8 @@ class LinkCache:
     def poll_once(self) -> None:
         with self._db.session() as session:
             changes = changed_since(session, self._seq)
-        for seq, host, slug in changes:
-            self.evict(host, slug)
+        for seq, link_id, host, slug in changes:
+            self.evict(host, slug, link_id)
             self._seq = max(self._seq, seq)
 
     def stop(self) -> None:

@@ -179,6 +179,7 @@ register(
         "settings.keys.scope.links:write": ("创建/修改短链", "Create and edit links"),
         "settings.keys.scope.analytics:read": ("读取数据统计", "Read analytics"),
         "settings.keys.scope.webhooks:write": ("管理 Webhook", "Manage webhooks"),
+        "settings.keys.scope.sources:write": ("管理事件来源", "Manage event sources"),
         "settings.keys.create": ("创建密钥", "Create key"),
         "settings.keys.prefix": ("前缀", "Prefix"),
         "settings.keys.last_used": ("最近使用", "Last used"),
