@@ -35,6 +35,8 @@ def _print_first_run(info) -> None:
     typer.echo(f"  workspace : {info.workspace}   domain: {info.domain}")
     typer.echo(f"  sign in   : {info.email} / {info.password}")
     typer.echo(f"  API key   : {info.api_key}")
+    typer.echo(f"  console   : http://{info.domain}/console/  (sign in with the account above)")
+    typer.echo(f"  API docs  : http://{info.domain}/api/v1/docs")
     typer.echo("  try       : curl -i http://" + info.domain + "/coffee\n")
 
 
