@@ -28,6 +28,7 @@ from siyu.links.slugs import CUSTOM_SLUG_RE, RESERVED
 from siyu.redirect import pages
 from siyu.redirect.cache import LinkCache
 from siyu.security import verify_password
+from siyu.throttle import FailureLimiter
 from siyu.useragent import MAX_UA_LENGTH, detect_platform, device_class, is_bot, os_family
 
 VISITOR_COOKIE = "sy_vid"
@@ -163,7 +164,7 @@ class RedirectApp:
         self.clicks = clicks
         self.scheme = scheme
         self.trust_proxy = trust_proxy
-        self.failures: dict[tuple[int, str], tuple[int, float]] = {}
+        self.password_limiter = FailureLimiter(MAX_FAILED_PASSWORDS, LOCKOUT_SECONDS)
         self._secure_cookie = "; Secure" if scheme == "https" else ""
         # (id(link), platform, os, device, query) -> (link, decision); see _memoisable(). The link
         # is kept in the value and compared by identity: a reloaded link is a new object (and id).
@@ -290,24 +291,17 @@ class RedirectApp:
     async def _check_password(self, link: d.CompiledLink, ip: str, receive: Receive) -> bool | str:
         """True when right; otherwise the error kind: 'wrong' or 'locked:<minutes>'."""
         key = (link.id, ip)
-        count, until = self.failures.get(key, (0, 0.0))
-        now = time.monotonic()
-        if until > now:
-            return f"locked:{int((until - now) // 60) + 1}"
+        left = self.password_limiter.locked_for(key)
+        if left:
+            return f"locked:{(left - 1) // 60 + 1}"
         body = await _read_body(receive, 4096)
         given = (parse_qs(body.decode("utf-8", "replace")).get("password") or [""])[0]
         ok = bool(given) and await anyio.to_thread.run_sync(verify_password, link.password_hash or "", given)
         if ok:
-            self.failures.pop(key, None)
+            self.password_limiter.reset(key)
             return True
-        count += 1
-        if count >= MAX_FAILED_PASSWORDS:
-            self.failures[key] = (0, now + LOCKOUT_SECONDS)
-            return f"locked:{LOCKOUT_SECONDS // 60}"
-        self.failures[key] = (count, 0.0)
-        if len(self.failures) > 100_000:
-            self.failures.clear()
-        return "wrong"
+        locked = self.password_limiter.fail(key)
+        return f"locked:{locked // 60}" if locked else "wrong"
 
     async def _reply_password(self, send: Send, locale: str, verdict: str, visitor_id: str, new: bool) -> None:
         if verdict.startswith("locked:"):
