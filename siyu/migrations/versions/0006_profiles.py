@@ -1,0 +1,23 @@
+"""profiles: traits and computed attributes (issue 4)
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-22 13:00:00.000000
+
+Placeholder in the revision chain; filled in by the work that owns it.
+"""
+
+from __future__ import annotations
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
