@@ -6,7 +6,7 @@ SIYU_BASE_URL to match, wait for /healthz, one sanity redirect, a wrk warm-up, t
 down and our lifespan drains the click queue, then count rows of the DuckDB `clicks` table
 (read-only, after the server has exited) and compare with the link responses wrk counted.
 
-Runs alternate with a reference server (bench/reference_app.py: a static raw-ASGI 302 served by
+Runs alternate with a reference server (bench/reference_app.py: a static 302 (RSGI, as `siyu serve` runs) served by
 the very same `siyu serve` Granian settings), because this shared 2-core machine is noisy: we
 report medians and the siyu / reference ratio. Everything is loopback-only and time-bounded.
 
@@ -114,8 +114,12 @@ def _siyu_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "from siyu.cli.main import app; app()"]
 
 
+SERVER_ENV: dict[str, str] = {}  # --server-env: settings under test (e.g. SIYU_CLICK_ENRICHER=thread)
+
+
 def _env(data_dir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIYU_")}
+    env.update(SERVER_ENV)
     env.update(SIYU_DATA_DIR=str(data_dir), SIYU_BASE_URL=f"http://127.0.0.1:{port}")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), env.get("PYTHONPATH", "")) if p)
     return env
@@ -526,6 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--no-reference", action="store_true", help="skip the static-302 reference server")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for both servers, e.g. SIYU_CLICK_ENRICHER=thread to compare settings",
+    )
     p.add_argument("--write-docs", action="store_true", help=f"update {DOCS.relative_to(ROOT)}")
     p.add_argument("--json", type=Path, help="also write all figures as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the temp data dirs (server logs, event stores)")
@@ -536,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
         help="then one more siyu run under py-spy (GIL holders, 50 Hz); raw stacks and a summary go to DIR",
     )
     args = p.parse_args(argv)
+    for item in args.server_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--server-env: expected KEY=VALUE, got {item!r}")
+        SERVER_ENV[key] = value
     if shutil.which("wrk") is None:
         print("wrk not found on PATH", file=sys.stderr)
         return 2

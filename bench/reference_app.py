@@ -1,4 +1,5 @@
-"""The reference for bench/redirect_bench.py: the cheapest possible raw-ASGI 302.
+"""The reference for bench/redirect_bench.py: the cheapest possible 302, in RSGI (what `siyu serve`
+runs) and raw ASGI.
 
 It is served through `siyu serve` itself (only the Granian target is swapped), so the ratio
 siyu / reference isolates the cost of our Python code from that of granian, the event loop, the
@@ -37,6 +38,17 @@ async def _app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], se
     await send(_BODY)
 
 
-def create() -> Callable[..., Awaitable[None]]:
+_RSGI_HEADERS = [(k.decode(), v.decode()) for k, v in _START["headers"] if k != b"content-length"]
+
+
+class _Reference:
+    async def __call__(self, scope, receive, send) -> None:
+        await _app(scope, receive, send)
+
+    async def __rsgi__(self, scope, proto) -> None:
+        proto.response_empty(302, _RSGI_HEADERS)
+
+
+def create() -> _Reference:
     """Factory, like `siyu.app:app_from_env`, so the same `factory=True` Granian settings apply."""
-    return _app
+    return _Reference()

@@ -19,13 +19,22 @@ from starlette.routing import Mount, Route
 
 from siyu import __version__
 from siyu.api import errors as api_errors
+from siyu.api.consent import router as consent_router
+from siyu.api.identity import router as identity_router
+from siyu.api.imports import router as imports_router
+from siyu.api.privacy import router as privacy_router
+from siyu.api.profiles import router as profiles_router
+from siyu.api.segments import router as segments_router
 from siyu.api.sources import router as sources_router
+from siyu.api.tags import router as tags_router
 from siyu.api.tracking import TrackingApp
 from siyu.api.v1 import router as v1_router
+from siyu.api.value import router as value_router
 from siyu.bodylimit import BodySizeLimit
 from siyu.config import Settings
 from siyu.links import service as link_service
 from siyu.redirect.app import RedirectApp, link_path
+from siyu.rsgi import serve_asgi
 from siyu.runtime import Runtime
 from siyu.web.app import build_console
 from siyu.webhooks.delivery import ClickWebhooks, DeliveryWorker, on_link_change
@@ -44,6 +53,14 @@ def build_api(runtime: Runtime) -> FastAPI:
     api_errors.install(api)
     api.include_router(v1_router)
     api.include_router(sources_router)
+    api.include_router(identity_router)
+    api.include_router(imports_router)
+    api.include_router(consent_router)
+    api.include_router(privacy_router)
+    api.include_router(profiles_router)
+    api.include_router(value_router)
+    api.include_router(tags_router)
+    api.include_router(segments_router)
     return api
 
 
@@ -95,6 +112,19 @@ class SiyuApp:
         else:
             await self.web(scope, receive, send)
 
+    # -- Granian RSGI (`siyu serve`): redirects answered natively, the rest through the ASGI bridge --
+    def __rsgi_init__(self, loop) -> None:
+        self.runtime.start()
+
+    def __rsgi_del__(self, loop) -> None:
+        self.runtime.stop()
+
+    async def __rsgi__(self, scope, proto) -> None:
+        if scope.proto == "http" and link_path(scope.path) is not None:
+            await self.redirect.rsgi(scope, proto)
+        else:
+            await serve_asgi(self.web, scope, proto)
+
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> SiyuApp:
     runtime = runtime or Runtime.create(settings or Settings.from_env())
@@ -106,5 +136,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 
 def app_from_env() -> SiyuApp:
-    """Entry point for ASGI servers: `granian --interface asgi --factory siyu.app:app_from_env`."""
+    """Entry point: `granian --interface rsgi --factory siyu.app:app_from_env` (what `siyu serve` runs),
+    or any ASGI server (`--interface asgi`, uvicorn)."""
     return create_app()

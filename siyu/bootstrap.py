@@ -98,4 +98,10 @@ def initialize(settings: Settings, db: Database, demo: bool = True, demo_clicks:
             generate_clicks(db, store)
         finally:
             store.close()
+        from siyu.demo_customers import generate_customers
+
+        generate_customers(settings, db)  # members, orders, visits; demo tags and segments, computed
+        from siyu.value.demo import generate_customers as generate_value_demo
+
+        generate_value_demo(settings)  # shop customers, share-link referrals; customer value computed once
     return info

@@ -23,6 +23,7 @@ class Settings:
     click_flush_seconds: float = 0.5
     cache_poll_seconds: float = 1.0
     webhook_poll_seconds: float = 1.0
+    click_enricher: str = "thread"  # "process" in `siyu serve`: see siyu.clicks.enricher
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -41,6 +42,7 @@ class Settings:
             "events_path": _env("SIYU_EVENTS_PATH", str(root / "events.duckdb")),
             "base_url": _env("SIYU_BASE_URL", "http://localhost:8000").rstrip("/"),
             "secret_key": _env("SIYU_SECRET_KEY", "") or _load_or_create_secret(root),
+            "click_enricher": _env("SIYU_CLICK_ENRICHER", "thread"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

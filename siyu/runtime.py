@@ -6,6 +6,7 @@ Delivery layers (REST, console, redirect, CLI) receive a Runtime instead of reac
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -14,13 +15,18 @@ from sqlalchemy import select
 
 from siyu.clicks.writer import ClickQueue
 from siyu.config import Settings
+from siyu.consent.listener import ConsentListener
 from siyu.db import Database
 from siyu.events.dedupe import MessageIdFilter
 from siyu.events.duckdb_store import DuckDBEventStore
 from siyu.events.ingest import Ingestor
 from siyu.events.writer import EventQueue
+from siyu.identity.stitch import Stitcher
 from siyu.links import service as link_service
+from siyu.profiles.listener import ProfileListener
 from siyu.redirect.cache import LinkCache
+from siyu.tags.worker import TagWorker
+from siyu.value.worker import ValueWorker
 from siyu.workspaces.models import Workspace
 
 log = logging.getLogger("siyu")
@@ -36,7 +42,49 @@ class Runtime:
     events: EventQueue  # tracked events (siyu.api.tracking), written like clicks
     ingestor: Ingestor
     background: list = field(default_factory=list)
+    # One ID: every PersonListener (siyu.identity.listeners) the stitcher calls, in order, inside its
+    # SQL transaction. Register with `runtime.person_listeners.append(listener)` before start().
+    person_listeners: list = field(default_factory=list)
     started: bool = False
+    stitcher: Stitcher = field(init=False)
+    tags: TagWorker = field(init=False)
+    value: ValueWorker = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One ID: resolves every stored event and click to a person in the background; it is in
+        # `background`, but stopped after the writers (see stop()), so it stitches all they wrote.
+        self.stitcher = Stitcher(
+            self.db,
+            self.store,
+            self.person_listeners,
+            drain=self._drain_writers,
+            activity=lambda: (self.clicks.written, self.events.written),
+            poll_seconds=float(self.settings.extra.get("stitch_poll_seconds", 1.0)),
+        )
+        self.background.append(self.stitcher)
+        # Tags and segments (siyu.tags.worker): facts, tags and segments recomputed on a schedule and on
+        # demand; simple event-count tags kept current as the stitcher resolves new events.
+        self.tags = TagWorker(
+            self.db,
+            self.store,
+            self.stitcher.lock,
+            interval_seconds=float(self.settings.extra.get("tags_interval_seconds", 900.0)),
+            first_run_seconds=float(self.settings.extra.get("tags_first_run_seconds", 10.0)),
+        )
+        self.person_listeners.append(self.tags.listener)
+        self.background.append(self.tags)
+        # Customer value (siyu.value.worker): RFM, CLV, clusters, repurchase, basket, referrals per workspace,
+        # on a schedule and on demand, in its own thread; value tags reach segments via the tag worker.
+        self.value = ValueWorker(
+            self.db,
+            self.store,
+            interval_seconds=float(
+                self.settings.extra.get("value_interval_seconds", os.environ.get("SIYU_VALUE_INTERVAL_SECONDS", 21600))
+            ),
+            first_run_seconds=float(self.settings.extra.get("value_first_run_seconds", 120.0)),
+            after_run=lambda workspace_id: self.tags.recompute(workspace_id, cause="model"),
+        )
+        self.background.append(self.value)
 
     @classmethod
     def create(cls, settings: Settings, migrate: bool = True) -> Runtime:
@@ -50,6 +98,7 @@ class Runtime:
             privacy,
             flush_seconds=settings.click_flush_seconds,
             spill_path=settings.data_dir / "clicks-unwritten.jsonl",
+            enricher=settings.click_enricher,
         )
         cache = LinkCache(
             db,
@@ -72,6 +121,8 @@ class Runtime:
             links=cache,
             events=events,
             ingestor=Ingestor(events, dedupe),
+            # traits follow merges, splits and erasures; consent sent with tracked events is recorded
+            person_listeners=[ProfileListener(store), ConsentListener()],
         )
 
     @property
@@ -97,13 +148,25 @@ class Runtime:
         if not self.started:
             return
         for worker in reversed(self.background):
-            worker.stop()
+            if worker is not self.stitcher:
+                worker.stop()
         self.links.stop()
         self.clicks.stop()
         self.events.stop()
+        self.stitcher.stop()  # after the writers drained: it stitches everything they wrote
         if self.links.on_link_committed in link_service.committed_listeners:
             link_service.committed_listeners.remove(self.links.on_link_committed)
         self.started = False
+
+    def _drain_writers(self) -> None:
+        self.clicks.flush()
+        self.events.flush()
+
+    def stitch_now(self) -> int:
+        """Write what the writers hold and resolve every stored event and click to its person now
+        (tests, the CLI, bulk imports); returns how many were stitched."""
+        self._drain_writers()
+        return self.stitcher.run_until_idle()
 
     def close(self) -> None:
         self.stop()

@@ -60,7 +60,7 @@ def store_count(runtime) -> int:
     return runtime.store.summary(ClickFilter(workspace_id(runtime), include_bots=True)).clicks
 
 
-def wait_for(predicate, timeout: float = 5.0) -> bool:
+def wait_for(predicate, timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

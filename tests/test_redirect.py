@@ -102,6 +102,26 @@ def test_visitor_query_is_not_forwarded_when_forward_query_is_off(client, auth):
     assert query_of(response.headers["location"]) == {"utm_source": ["sms"]}
 
 
+def test_pass_visitor_id_hands_the_click_id_to_the_landing_page(client, auth, runtime):
+    """With pass_visitor_id on, the destination gets sy_vid=<the visitor's id>, before any #fragment,
+    so a landing page or mini program can report it (externalIds visitor_cookie) and One ID joins them."""
+    link = create_link(
+        client, auth, slug="pass-vid", destination_url="https://example.com/land?x=1#top", pass_visitor_id=True
+    )
+    assert link["pass_visitor_id"] is True
+    first = client.get("/pass-vid", headers=ua(DESKTOP_CHROME))
+    visitor = first.cookies["sy_vid"]
+    assert first.headers["location"] == f"https://example.com/land?x=1&sy_vid={visitor}#top"
+    again = client.get("/pass-vid?ref=a", headers=ua(DESKTOP_CHROME))  # the cookie is sent back now
+    assert again.headers["location"] == f"https://example.com/land?x=1&ref=a&sy_vid={visitor}#top"
+    other = create_link(client, auth, slug="no-pass", destination_url="https://example.com/land")
+    assert other["pass_visitor_id"] is False
+    assert "sy_vid" not in client.get("/no-pass", headers=ua(DESKTOP_CHROME)).headers["location"]
+    bad = client.patch(f"/api/v1/links/{link['id']}", json={"pass_visitor_id": "yes please"}, headers=auth)
+    assert bad.status_code == 422 and "pass_visitor_id" in bad.text
+    assert [c["visitor_id"] for c in recorded_clicks(runtime) if c["slug"] == "pass-vid"] == [visitor, visitor]
+
+
 def test_visitor_cookie_is_set_once_and_the_same_id_is_recorded_for_every_click(client, runtime):
     first = client.get("/coffee", headers=ua(DESKTOP_CHROME))
     cookie = first.headers["set-cookie"]

@@ -26,6 +26,7 @@ class LinkFields(BaseModel):
     tags: list[str] | None = None
     redirect_status: int | None = Field(None, description="301, 302 (default), 307 or 308")
     forward_query: bool | None = None
+    pass_visitor_id: bool | None = None
     utm: dict[str, str] | None = Field(None, description="source, medium, campaign, term, content")
     expires_at: str | None = Field(None, description="ISO 8601 date-time")
     max_clicks: int | None = None

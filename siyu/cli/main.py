@@ -9,7 +9,14 @@ from pathlib import Path
 import typer
 
 from siyu.cli import common
+from siyu.cli import identity as identity_cli
+from siyu.cli import imports as imports_cli
+from siyu.cli import privacy as privacy_cli
+from siyu.cli import profiles as profiles_cli
+from siyu.cli import segments as segments_cli
 from siyu.cli import sources as sources_cli
+from siyu.cli import tags as tags_cli
+from siyu.cli import value as value_cli
 from siyu.cli.common import fail, friendly_errors
 
 app = typer.Typer(
@@ -26,6 +33,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(domains_app, name="domains")
 app.add_typer(qr_app, name="qr")
 app.add_typer(sources_cli.app, name="sources")
+app.add_typer(identity_cli.app, name="identity")
+app.add_typer(imports_cli.app, name="import")
+app.add_typer(privacy_cli.app, name="privacy")
+app.add_typer(profiles_cli.app, name="profiles")
+app.add_typer(tags_cli.app, name="tags")
+app.add_typer(segments_cli.app, name="segments")
+app.add_typer(value_cli.app, name="value")
 
 WorkspaceOpt = typer.Option(None, "--workspace", "-w", help="workspace slug (default: the first one)")
 
@@ -66,6 +80,8 @@ def serve(
 
     settings = common.settings()
     os.environ.setdefault("SIYU_BASE_URL", settings.base_url)
+    # Enrich clicks in a child process: the serving process's GIL stays with the redirects.
+    os.environ.setdefault("SIYU_CLICK_ENRICHER", "process")
     info = initialize(settings, common.database(), demo=demo, demo_clicks=demo)
     if info is not None:
         _print_first_run(info)
@@ -74,7 +90,7 @@ def serve(
         "siyu.app:app_from_env",
         address=host,
         port=port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,  # redirects answer natively; see siyu/rsgi.py for the rest
         factory=True,
         workers=1,  # one process owns the embedded event store (DuckDB allows one writer)
         websockets=False,
@@ -111,6 +127,8 @@ def _link_fields(**kw) -> dict:
         fields["utm"] = utm
     if kw.get("no_forward_query"):
         fields["forward_query"] = False
+    if kw.get("pass_visitor_id"):
+        fields["pass_visitor_id"] = True
     if kw.get("rules"):
         try:
             fields["rules"] = json.loads(kw["rules"])
@@ -141,6 +159,9 @@ def links_create(
     utm_term: str = typer.Option(None),
     utm_content: str = typer.Option(None),
     no_forward_query: bool = typer.Option(False, help="do not pass the visitor's query string on"),
+    pass_visitor_id: bool = typer.Option(
+        False, help="append the visitor id (sy_vid=...) to the destination, for One ID on the landing page"
+    ),
     rules: str = typer.Option(None, help='routing rules as JSON: [{"when": {"os": ["ios"]}, "url": "..."}]'),
     person: str = typer.Option(None, help="personal link: the member id its clicks belong to"),
     workspace: str = WorkspaceOpt,

@@ -24,6 +24,7 @@ import orjson
 import pyarrow as pa
 
 from siyu.clicks.enrich import PrivacyLookup, enrich
+from siyu.clicks.enricher import EnricherProcess, EnricherUnavailable
 from siyu.clicks.record import RawClick
 from siyu.events.queue import BatchQueue
 from siyu.events.store import EventStore
@@ -72,18 +73,35 @@ class ClickQueue(BatchQueue[RawClick]):
         flush_seconds: float = 0.5,
         max_batch: int = 50_000,
         spill_path: Path | None = None,
+        enricher: str = "thread",
     ):
         super().__init__(flush_seconds=flush_seconds, max_batch=max_batch, spill_path=spill_path)
         self._store = store
         self._privacy = privacy
         self.listeners: list[BatchListener] = []
+        # "process": enrich in a child process (siyu.clicks.enricher), keeping the GIL for the
+        # redirect; "thread": in this writer thread (tests, CLI, one-off tools).
+        self.enricher = EnricherProcess() if enricher == "process" else None
 
     def start(self) -> None:
         prepare_serving_process()
         super().start()
 
+    def stop(self, timeout: float = 30.0) -> None:
+        super().stop(timeout)
+        if self.enricher is not None:
+            self.enricher.stop()
+
+    def _enrich(self, batch: Sequence[RawClick]) -> pa.Table:
+        if self.enricher is not None:
+            try:
+                return self.enricher.enrich(batch, self._privacy)
+            except EnricherUnavailable:
+                pass  # logged by the enricher; this batch is enriched here instead
+        return enrich(batch, self._privacy)
+
     def write_batch(self, batch: Sequence[RawClick]) -> int:
-        table = enrich(batch, self._privacy)
+        table = self._enrich(batch)
         self._store.append_clicks(table)
         for listener in self.listeners:
             try:

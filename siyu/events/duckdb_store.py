@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 import pyarrow as pa
 
 from siyu.events import event_sql
+from siyu.events.person_store import EventPersonsStore
 from siyu.events.store import (
     CLICK_SCHEMA,
     DIMENSIONS,
@@ -39,7 +41,7 @@ class StoreLocked(RuntimeError):
     """Another process (usually the running server) holds the event store."""
 
 
-class DuckDBEventStore:
+class DuckDBEventStore(EventPersonsStore):  # + event_persons, kept by the identity stitcher
     def __init__(self, path: str | Path, read_only: bool = False):
         self.path = str(path)
         if self.path != ":memory:":
@@ -59,6 +61,7 @@ class DuckDBEventStore:
         self._con.execute(f"CREATE TABLE IF NOT EXISTS clicks ({cols})")
         self._con.execute(event_sql.CREATE_EVENTS)
         self._con.execute(event_sql.CREATE_ALL_EVENTS)
+        self._create_event_persons()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
@@ -171,6 +174,53 @@ class DuckDBEventStore:
             finally:
                 cur.close()
 
+    def stored_message_ids(self, workspace_id: int, message_ids: Sequence[str]) -> set[str]:
+        """Which of these ids the events table already holds for the workspace, however long ago."""
+        if not message_ids:
+            return set()
+        wanted = pa.table({"message_id": pa.array(list(message_ids), pa.string())})
+        cur = self._cursor()
+        try:
+            cur.register("wanted_ids", wanted)
+            rows = cur.execute(
+                "SELECT DISTINCT e.message_id FROM events e SEMI JOIN wanted_ids w ON e.message_id = w.message_id "
+                "WHERE e.workspace_id = ?",
+                [workspace_id],
+            ).fetchall()
+            cur.unregister("wanted_ids")
+        finally:
+            cur.close()
+        return {r[0] for r in rows}
+
+    def append_new_events(self, table: pa.Table) -> int:
+        """Append the rows whose (workspace, message id) is not stored yet, all in one transaction: all or
+        nothing, and idempotent beyond the tracking API's 24-hour de-duplication window (bulk imports).
+        Returns how many rows were appended."""
+        if table.num_rows == 0:
+            return 0
+        table = table.select(EVENT_INPUT_SCHEMA.names).cast(EVENT_INPUT_SCHEMA)
+        with self._write_lock:
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                cur.register("candidate_events", table)
+                fresh = cur.sql(
+                    "SELECT c.* FROM candidate_events c ANTI JOIN events e "
+                    "ON e.workspace_id = c.workspace_id AND e.message_id = c.message_id"
+                ).to_arrow_table()
+                cur.unregister("candidate_events")
+                if fresh.num_rows:
+                    cur.register("incoming_events", fresh)
+                    cur.execute(event_sql.INSERT_EVENTS)
+                    cur.unregister("incoming_events")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return fresh.num_rows
+
     def recent_message_ids(self, since: datetime) -> Iterator[tuple[int, str, datetime]]:
         cur = self._cursor()
         try:
@@ -220,8 +270,103 @@ class DuckDBEventStore:
         source = "all_events" if f.include_clicks else "events"
         return int(self._fetch(f"SELECT count(*) FROM {source} WHERE {where}", params)[0][0])
 
+    def query(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list[tuple]:
+        """A read-only, parameterised query (`?` or `$name`) for packages with their own SQL (profiles)."""
+        cur = self._cursor()
+        try:
+            return cur.execute(sql, params).fetchall()
+        finally:
+            cur.close()
+
+    # -- subject rights (siyu.privacy): a person's rows, found through the stitcher's event_persons -----------
+    def person_rows(self, workspace_id: int, super_ids: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+        """The events and clicks stitched to any of `super_ids` (a person and everyone merged into it)."""
+        out: dict[str, list[dict[str, Any]]] = {"events": [], "clicks": []}
+        if not super_ids or not self._has_table("event_persons"):
+            return out
+        ids = [int(s) for s in super_ids]
+        for kind, table, key, columns, order in _PERSON_TABLES:
+            rows = self._fetch(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE workspace_id = ? AND {key} IN "
+                f"({_PERSON_IDS}) ORDER BY {order}",
+                [workspace_id, workspace_id, kind, ids],
+            )
+            for row in rows:
+                item = dict(zip(columns, row, strict=True))
+                for column in JSON_COLUMNS & item.keys():
+                    if item[column] is not None:
+                        item[column] = orjson.loads(item[column])
+                out[table].append(item)
+        return out
+
+    def erase_person_rows(self, workspace_id: int, super_ids: Sequence[int]) -> dict[str, int]:
+        """Delete a person's events, clicks and event_persons rows in one DuckDB transaction; counts deleted."""
+        counts = {"events": 0, "clicks": 0, "event_links": 0}
+        if not super_ids or not self._has_table("event_persons"):
+            return counts
+        ids = [int(s) for s in super_ids]
+        with self._write_lock:
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                for kind, table, key, _, _ in _PERSON_TABLES:
+                    deleted = cur.execute(
+                        f"DELETE FROM {table} WHERE workspace_id = ? AND {key} IN ({_PERSON_IDS})",
+                        [workspace_id, workspace_id, kind, ids],
+                    ).fetchall()
+                    counts[table] = int(deleted[0][0])
+                deleted = cur.execute(
+                    "DELETE FROM event_persons WHERE workspace_id = ? AND list_contains(?, super_id)",
+                    [workspace_id, ids],
+                ).fetchall()
+                counts["event_links"] = int(deleted[0][0])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return counts
+
+    @contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in one DuckDB transaction, under the write lock: for packages that keep tables derived
+        from the store (siyu.segments.facts). Committed when the block ends, rolled back on any error."""
+        with self._write_lock:
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for read-only analytics that want Arrow results (siyu.value reads its
+        model inputs with `cur.sql(...).to_arrow_table()`); it never takes the write lock."""
+        cur = self._cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._fetch("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[0][0])
+
     def close(self) -> None:
         self._con.close()
+
+
+# (kind in event_persons, table, its id column, columns returned, order) for person_rows / erase_person_rows.
+_PERSON_TABLES = (
+    ("event", "events", "message_id", EVENT_COLUMNS, "timestamp, message_id"),
+    ("click", "clicks", "click_id", tuple(CLICK_SCHEMA.names), "ts, click_id"),
+)
+_PERSON_IDS = "SELECT event_id FROM event_persons WHERE workspace_id = ? AND kind = ? AND list_contains(?, super_id)"
 
 
 def _naive_utc(value: datetime) -> datetime:

@@ -24,6 +24,8 @@ from typing import Generic, TypeVar
 
 import orjson
 
+from siyu.threads import start_thread
+
 T = TypeVar("T")
 log = logging.getLogger("siyu.events")
 
@@ -70,8 +72,7 @@ class BatchQueue(Generic[T]):
         self._recover_spill()
         self._stopping.clear()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"siyu-{self.kind}-writer", daemon=True)
-            self._thread.start()
+            self._thread = start_thread(self._run, f"siyu-{self.kind}-writer")
 
     def _run(self) -> None:
         while not self._stopping.is_set():

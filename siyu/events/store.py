@@ -11,7 +11,8 @@ journeys read one stream: `list_events(..., include_clicks=True)`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -182,6 +183,14 @@ class EventStore(Protocol):
         """Append tracked events shaped as EVENT_INPUT_SCHEMA (one writer thread calls this)."""
         ...
 
+    def stored_message_ids(self, workspace_id: int, message_ids: Sequence[str]) -> set[str]:
+        """Which of these message ids are stored for the workspace, at any time (bulk imports skip them)."""
+        ...
+
+    def append_new_events(self, table: pa.Table) -> int:
+        """Append, in one transaction, the rows whose (workspace_id, message_id) is not stored yet; how many."""
+        ...
+
     def recent_message_ids(self, since: datetime) -> Iterator[tuple[int, str, datetime]]:
         """(workspace_id, message_id, received_at) of events received since `since`: warms the de-duplicator."""
         ...
@@ -191,5 +200,37 @@ class EventStore(Protocol):
         ...
 
     def count_events(self, f: EventFilter) -> int: ...
+
+    def query(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list[tuple]:
+        """A read-only, parameterised query in the store's SQL dialect (profiles and the data map own
+        their SQL, over `events`, `clicks` and the stitcher's `event_persons`)."""
+        ...
+
+    def writing(self) -> AbstractContextManager[Any]:
+        """A cursor in one transaction under the store's write lock, for tables derived from the store
+        (siyu.segments.facts keeps per-person facts for segments). Only the store's owner may call it."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Any]:
+        """A read-only cursor of the store's SQL dialect with Arrow results (siyu.value.inputs)."""
+        ...
+
+    def person_rows(self, workspace_id: int, super_ids: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+        """{'events': [...], 'clicks': [...]} stitched to any of `super_ids` (subject-rights export)."""
+        ...
+
+    def erase_person_rows(self, workspace_id: int, super_ids: Sequence[int]) -> dict[str, int]:
+        """Delete the events, clicks and event_persons rows of `super_ids` (erasure); counts per table.
+        Only the process that owns the store (the server's Runtime) may call it."""
+        ...
+
+    # event_persons (siyu.events.person_store), kept by the identity stitcher (siyu.identity.stitch)
+    def event_ids_of(self, workspace_id: int, super_id: int) -> list[tuple[str, str]]:
+        """(kind, event_id) of every event ('event') and click ('click') a current super ID holds."""
+        ...
+
+    def delete_event_persons(self, workspace_id: int, super_id: int) -> int:
+        """Forget which events were a person's (their `event_persons` rows); how many rows."""
+        ...
 
     def close(self) -> None: ...

@@ -40,7 +40,8 @@ class StitchedEvent:
 
 class PersonListener(Protocol):
     def events_stitched(self, session: Session, events: Sequence[StitchedEvent]) -> None:
-        """A batch of events has been resolved (anonymous ones included, with super_id None)."""
+        """A batch of events has been resolved (anonymous events included, with super_id None; clicks
+        only when they belong to someone: an anonymous click carries nothing a listener keeps)."""
 
     def persons_merged(self, session: Session, workspace_id: int, survivor: int, absorbed: int) -> None:
         """`absorbed` was merged into `survivor` (the older super ID survives)."""

@@ -138,3 +138,16 @@ class IdentityTypeConfig(Base):
     blocked_values: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdentitySecret(Base):
+    """A workspace's key for the digests of erased identifiers (`identity_erased`).
+
+    A plain hash of a phone number is reversed by hashing every possible number; an HMAC under a
+    random per-workspace key is not, unless the key leaks too."""
+
+    __tablename__ = "identity_secrets"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # 32 random bytes, hex
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

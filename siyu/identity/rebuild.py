@@ -88,7 +88,11 @@ class Rebuilt:
 
 
 def encode(
-    rules: Rules, records: Iterable[Sequence[Any]], erased: set[str] | None = None, workspace_id: int = 0
+    rules: Rules,
+    records: Iterable[Sequence[Any]],
+    erased: set[str] | None = None,
+    workspace_id: int = 0,
+    secret: bytes = b"",
 ) -> Encoded:
     """Validate and normalise every record's identifiers into `Encoded` arrays.
 
@@ -96,10 +100,12 @@ def encode(
     few are reported with their field), blocked and erased ones dropped, as resolve() would.
     """
     with _gc_paused():
-        return _encode(rules, records, erased, workspace_id)
+        return _encode(rules, records, erased, workspace_id, secret)
 
 
-def _encode(rules: Rules, records: Iterable[Sequence[Any]], erased: set[str] | None, workspace_id: int) -> Encoded:
+def _encode(
+    rules: Rules, records: Iterable[Sequence[Any]], erased: set[str] | None, workspace_id: int, secret: bytes
+) -> Encoded:
     from siyu.identity.service import digest
 
     ids: dict[Key, int] = {}
@@ -122,7 +128,7 @@ def _encode(rules: Rules, records: Iterable[Sequence[Any]], erased: set[str] | N
                     if len(invalid) < MAX_INVALID_REPORTED:
                         invalid.append((r, FieldError(f"records[{r}][{j}]", exc.errors[0].reason)))
                     continue
-                if key is None or (erased and digest(workspace_id, key) in erased):
+                if key is None or (erased and digest(secret, workspace_id, key) in erased):
                     code = None
                 else:
                     code = ids.setdefault(key, len(ids))
@@ -326,7 +332,9 @@ def rebuild(
     refs = [check_ref(r, f"event_refs[{i}]") for i, r in enumerate(event_refs)] if event_refs else None
     rules = get_rules(session, ws)
     erased = set(session.scalars(select(IdentityErased.digest).where(IdentityErased.workspace_id == ws)))
-    enc = encode(rules, records, erased, ws)
+    from siyu.identity.service import erased_secret
+
+    enc = encode(rules, records, erased, ws, erased_secret(session, ws) or b"")
     result = rebuild_arrays(enc, rules)
     lock_workspace(session, ws)
     t0 = time.perf_counter()

@@ -7,6 +7,8 @@ same unit of work as storing it.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,7 @@ from siyu.identity.models import (
     IdentityMerge,
     IdentityPerson,
     IdentityQuarantine,
+    IdentitySecret,
 )
 from siyu.identity.normalize import check_ref, check_workspace, normalize_key, parse_identifiers
 from siyu.identity.rules import Rules, get_rules
@@ -51,7 +54,7 @@ def resolve_outcome(
     """`resolve` with what happened: persons merged away and links refused."""
     ws = check_workspace(workspace_id)
     ref = check_ref(event_ref, "event_ref")
-    rules, has_erased = _context(session, ws)
+    rules, has_erased, _ = _context(session, ws)
     keys = parse_identifiers(rules, identifiers)
     if has_erased:
         keys = _not_erased(session, ws, keys)
@@ -134,6 +137,49 @@ def merge_log(session: Session, workspace_id: int, super_id: int | None = None) 
             "at": m.created_at.isoformat(),
         }
         for m in session.scalars(q)
+    ]
+
+
+def still_merged(session: Session, workspace_id: int, person_ids: Iterable[int]) -> set[int]:
+    """Which of these persons are inside another one now, i.e. can be unmerged."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(IdentityPerson.id).where(
+                IdentityPerson.workspace_id == check_workspace(workspace_id),
+                IdentityPerson.id.in_(ids),
+                IdentityPerson.merged_into.is_not(None),
+                IdentityPerson.erased_at.is_(None),
+            )
+        )
+    )
+
+
+def recent_merges(session: Session, workspace_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest merges and unmerges; `can_unmerge` when the merged person is still inside another."""
+    ws = check_workspace(workspace_id)
+    q = (
+        select(IdentityMerge, IdentityPerson.merged_into, IdentityPerson.erased_at)
+        .outerjoin(IdentityPerson, IdentityPerson.id == IdentityMerge.merged_id)
+        .where(IdentityMerge.workspace_id == ws, IdentityMerge.action.in_(("merge", "unmerge")))
+        .order_by(IdentityMerge.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "id": m.id,
+            "action": m.action,
+            "survivor_id": m.survivor_id,
+            "merged_id": m.merged_id,
+            "via": [m.via_type, m.via_value],
+            "event_ref": m.event_ref,
+            "actor": m.actor,
+            "at": m.created_at.isoformat(),
+            "can_unmerge": m.action == "merge" and merged_into is not None and erased_at is None,
+        }
+        for m, merged_into, erased_at in session.execute(q)
     ]
 
 
@@ -314,7 +360,9 @@ def erase(session: Session, workspace_id: int, super_id: object, reason: str = "
                     .values(via_value="[erased]")
                     .execution_options(synchronize_session=False)
                 )
-    digests = sorted({digest(ws, k) for k in keys})
+    key = erased_secret(session, ws, create=True)
+    assert key is not None
+    digests = sorted({digest(key, ws, k) for k in keys})
     known: set[str] = set()
     for start in range(0, len(digests), 500):
         chunk = digests[start : start + 500]
@@ -338,18 +386,41 @@ def erase(session: Session, workspace_id: int, super_id: object, reason: str = "
     return len(keys)
 
 
-def digest(workspace_id: int, key: Key) -> str:
-    return hashlib.sha256(f"{workspace_id}\x00{key[0]}\x00{key[1]}".encode()).hexdigest()
+def digest(secret: bytes, workspace_id: int, key: Key) -> str:
+    """What `identity_erased` keeps of an erased identifier: an HMAC under the workspace's secret.
+
+    (Of the SHA-256 of the identifier: digests stored before the HMAC were plain SHA-256, and
+    migration 0005 turned each into this form without knowing the values.)"""
+    inner = hashlib.sha256(f"{workspace_id}\x00{key[0]}\x00{key[1]}".encode()).hexdigest()
+    return hmac.new(secret, inner.encode(), hashlib.sha256).hexdigest()
 
 
-def _context(session: Session, ws: int) -> tuple[Rules, bool]:
-    """(rules, has erased identifiers) of a workspace, read once per session: resolve() is hot."""
+def erased_secret(session: Session, workspace_id: int, create: bool = False) -> bytes | None:
+    """The workspace's digest key; created on first use when `create` (under the workspace lock)."""
+    row = session.get(IdentitySecret, workspace_id)
+    if row is None and create:
+        row = IdentitySecret(workspace_id=workspace_id, secret=secrets.token_hex(32), created_at=utcnow())
+        session.add(row)
+        session.flush()
+    return bytes.fromhex(row.secret) if row is not None else None
+
+
+def erased_among(session: Session, workspace_id: int, keys: Sequence[Key]) -> set[Key]:
+    """Which of these (normalised) keys belong to erased persons: resolve() drops them."""
+    ws = check_workspace(workspace_id)
+    if not keys or not _context(session, ws)[1]:
+        return set()
+    return set(keys) - set(_not_erased(session, ws, list(keys)))
+
+
+def _context(session: Session, ws: int) -> tuple[Rules, bool, bytes | None]:
+    """(rules, has erased identifiers, digest key) of a workspace, read once per session: resolve() is hot."""
     cache = session.info.setdefault(CACHE, {})
     if ws not in cache:
         if session.get(Workspace, ws) is None:
             raise NotFound(f"workspace {ws}")
         erased = session.scalar(select(IdentityErased.id).where(IdentityErased.workspace_id == ws).limit(1))
-        cache[ws] = (get_rules(session, ws), erased is not None)
+        cache[ws] = (get_rules(session, ws), erased is not None, erased_secret(session, ws) if erased else None)
     return cache[ws]
 
 
@@ -361,7 +432,10 @@ def forget(session: Session, ws: int) -> None:
 def _not_erased(session: Session, ws: int, keys: list[Key]) -> list[Key]:
     if not keys:
         return keys
-    digests = {digest(ws, k): k for k in keys}
+    secret = _context(session, ws)[2]
+    if secret is None:  # erased rows without a key cannot exist (erase creates it first); nothing matches
+        return keys
+    digests = {digest(secret, ws, k): k for k in keys}
     erased = set(
         session.scalars(
             select(IdentityErased.digest).where(

@@ -50,6 +50,7 @@ class CompiledLink:
     person_ref: str | None
     title: str = ""
     needs_geo: bool = False
+    pass_visitor_id: bool = False  # applied by the redirect after decide(), which never reads it
 
     @property
     def total_weight(self) -> int:
@@ -66,6 +67,7 @@ class CompiledLink:
             destination_url=link.destination_url,
             redirect_status=link.redirect_status,
             forward_query=link.forward_query,
+            pass_visitor_id=bool(getattr(link, "pass_visitor_id", False)),
             utm=dict(link.utm or {}),
             expires_at=link.expires_at,
             max_clicks=link.max_clicks,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from siyu.errors import Conflict, FieldError, InvalidInput, NotFound
 from siyu.links import service
 from siyu.links.urls import validate_url
+from siyu.textfiles import decode_text
 from siyu.workspaces.service import normalize_hostname
 
 COLUMNS = (
@@ -68,16 +69,6 @@ class ImportReport:
         return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no rows"
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM) first; GBK next, since Excel in China saves CSV that way."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidInput("file", "not UTF-8 or GBK text", code="file_encoding")
-
-
 def import_csv(
     session: Session,
     workspace_id: int,
@@ -86,7 +77,7 @@ def import_csv(
     dry_run: bool = False,
     scheme: str = "https",
 ) -> ImportReport:
-    reader = csv.DictReader(io.StringIO(decode(data)))
+    reader = csv.DictReader(io.StringIO(decode_text(data)))
     header = [h.strip() for h in reader.fieldnames or []]
     if "destination_url" not in header:
         raise InvalidInput(

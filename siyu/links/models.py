@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from siyu.db import Base, UTCDateTime, utcnow
@@ -28,6 +28,9 @@ class ShortLink(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     redirect_status: Mapped[int] = mapped_column(Integer, default=302)
     forward_query: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Append the visitor id (sy_vid=...) to the destination, so the landing page or mini program
+    # can report it (Segment `context.externalIds` type visitor_cookie) and One ID joins the click.
+    pass_visitor_id: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     utm: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     max_clicks: Mapped[int | None] = mapped_column(Integer, nullable=True)

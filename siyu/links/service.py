@@ -33,6 +33,7 @@ EDITABLE = (
     "notes",
     "redirect_status",
     "forward_query",
+    "pass_visitor_id",
     "utm",
     "expires_at",
     "max_clicks",
@@ -139,6 +140,7 @@ def validate_fields(session: Session, ctx: Context, raw: Mapping[str, Any], crea
     check("notes", lambda v: _text(v, "notes", 5000))
     check("redirect_status", _redirect_status)
     check("forward_query", lambda v: _bool(v, "forward_query"))
+    check("pass_visitor_id", lambda v: _bool(v, "pass_visitor_id"))
     check("archived", lambda v: _bool(v, "archived"))
     check("utm", validate_utm)
     check("expires_at", lambda v: _parse_datetime(v, "expires_at"))
@@ -479,6 +481,7 @@ def link_as_dict(link: ShortLink, scheme: str = "https") -> dict[str, Any]:
         "tags": [t.name for t in link.tags],
         "redirect_status": link.redirect_status,
         "forward_query": link.forward_query,
+        "pass_visitor_id": link.pass_visitor_id,
         "utm": link.utm or {},
         "expires_at": link.expires_at.isoformat() if link.expires_at else None,
         "max_clicks": link.max_clicks,

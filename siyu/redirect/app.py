@@ -37,10 +37,10 @@ MAX_FAILED_PASSWORDS = 5
 LOCKOUT_SECONDS = 15 * 60
 PERMANENT_CACHE_SECONDS = 86_400
 _VID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-_REDIRECT_CACHE = b"private, no-cache, no-store, max-age=0"
+_REDIRECT_CACHE = "private, no-cache, no-store, max-age=0"
 # `private`: the response sets a visitor cookie and can differ per visitor (rules, A/B, 防红), so only
 # the visitor's own browser may keep it.
-_PERMANENT_CACHE = f"private, max-age={PERMANENT_CACHE_SECONDS}".encode()
+_PERMANENT_CACHE = f"private, max-age={PERMANENT_CACHE_SECONDS}"
 _VISITOR_ID_BATCH = 256
 _DECISION_MEMO_MAX = 50_000
 
@@ -71,6 +71,7 @@ _DECIDE_LINK_FIELDS = frozenset(
         "person_ref",
         "title",
         "needs_geo",
+        "pass_visitor_id",  # not read by decide(): the redirect appends the visitor id afterwards
     }
 )
 _VISITOR_ONLY_RULE_KEYS = frozenset({"os", "device", "platform"})
@@ -108,9 +109,15 @@ def link_path(path: str) -> tuple[str, str] | None:
 
 
 @lru_cache(maxsize=8192)
-def header_safe_url(url: str) -> bytes:
+def header_safe_url(url: str) -> str:
     """Location must be ASCII: percent-encode anything else, leave valid escapes alone."""
-    return quote(url, safe=":/?#[]@!$&'()*+,;=%~").encode("ascii")
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")
+
+
+def with_visitor_id(url: str, visitor_id: str) -> str:
+    """`url` with `sy_vid=<visitor id>` added to its query (before any #fragment); ids are URL-safe."""
+    base, hash_mark, fragment = url.partition("#")
+    return f"{base}{'&' if '?' in base else '?'}{VISITOR_COOKIE}={visitor_id}{hash_mark}{fragment}"
 
 
 _visitor_ids: list[str] = []
@@ -145,14 +152,14 @@ def _page(render: Callable[..., str], *args: str) -> bytes:
     return render(*args).encode()
 
 
-def _visitor_id(cookie: bytes) -> str | None:
-    idx = cookie.find(b"sy_vid=")
-    while idx > 0 and cookie[idx - 1 : idx] not in (b" ", b";"):  # e.g. 'other_sy_vid=': keep looking
-        idx = cookie.find(b"sy_vid=", idx + 7)
+def _visitor_id(cookie: str) -> str | None:
+    idx = cookie.find("sy_vid=")
+    while idx > 0 and cookie[idx - 1] not in " ;":  # e.g. 'other_sy_vid=': keep looking
+        idx = cookie.find("sy_vid=", idx + 7)
     if idx < 0:
         return None
-    end = cookie.find(b";", idx)
-    value = cookie[idx + 7 : end if end >= 0 else None].strip().decode("latin-1")
+    end = cookie.find(";", idx)
+    value = cookie[idx + 7 : end if end >= 0 else None].strip()
     if not 8 <= len(value) <= 40 or not _VID_CHARS.issuperset(value):
         return None
     return value
@@ -171,44 +178,85 @@ class RedirectApp:
         self._decisions: dict[tuple[int, str, str, str, str], tuple[d.CompiledLink, d.Decision]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = link_path(scope["path"])
+        """ASGI (tests, uvicorn): the same `respond()` as the RSGI path `siyu serve` uses."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}  # last one wins
+        client = scope.get("client")
+
+        async def read_body(limit: int) -> bytes:
+            return await _read_body(receive, limit)
+
+        status, out, body = await self.respond(
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode("latin-1"),
+            headers.get,
+            client[0] if client else "",
+            read_body,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    *((k.encode("latin-1"), v.encode("latin-1")) for k, v in out),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def rsgi(self, scope, proto) -> None:
+        """Granian's RSGI (`siyu serve`): no ASGI messages, header lookups done in Rust, one call to reply.
+
+        Measured under wrk, the ASGI header list and the two awaited `send`s were a quarter of
+        the event loop's time per redirect."""
+        headers = scope.headers
+
+        async def read_body(limit: int) -> bytes:
+            return await _read_rsgi_body(proto, headers, limit)
+
+        status, out, body = await self.respond(
+            scope.method, scope.path, scope.query_string, headers.get, _client_ip(scope.client), read_body
+        )
+        if body:
+            proto.response_bytes(status, out, body)
+        else:
+            proto.response_empty(status, out)
+
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        header: Callable[[str, str], str],
+        client_ip: str,
+        read_body: Callable[[int], Awaitable[bytes]],
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One visit: (status, headers, body). `header(name, default)` reads a request header."""
+        found = link_path(path)
         assert found is not None, "dispatch only sends link paths here"
         slug, trigger = found
-        headers = dict(scope["headers"])  # like the old loop: the last of repeated headers wins
-        host = headers.get(b"host", b"")
-        ua = headers.get(b"user-agent", b"")
-        cookie = headers.get(b"cookie", b"")
-        referrer = headers.get(b"referer", b"")
-        accept_language = headers.get(b"accept-language", b"")
-        forwarded = headers.get(b"x-forwarded-for", b"")
-        hostname = host.decode("latin-1").lower()
+        hostname = header("host", "").lower()
         link = self.cache.peek(hostname, slug)
         if link is False:
             link = await self.cache.get(hostname, slug)
-        ua_text = ua.decode("latin-1")
-        locale = pick_locale(accept_language.decode("latin-1"))
+        ua_text = header("user-agent", "")
+        locale = pick_locale(header("accept-language", ""))
         if link is None:
-            await _html(send, 404, _page(pages.message, locale, "not_found"))
-            return
+            return _html(404, _page(pages.message, locale, "not_found"))
+        cookie = header("cookie", "")
         visitor_id = _visitor_id(cookie) if cookie else None
         new_visitor = visitor_id is None
         if new_visitor:
             visitor_id = _new_visitor_id()
         platform, os_name, device = _classify(ua_text)
-        client = scope.get("client")
-        ip = (
-            forwarded.split(b",")[0].strip().decode("latin-1")
-            if (self.trust_proxy and forwarded)
-            else (client[0] if client else "")
-        )
-        method = scope["method"]
-        query = scope["query_string"].decode("latin-1")
+        forwarded = header("x-forwarded-for", "") if self.trust_proxy else ""
+        ip = forwarded.split(",")[0].strip() if forwarded else client_ip
         password_ok = False
         if method == "POST" and link.password_hash:
-            verdict = await self._check_password(link, ip, receive)
+            verdict = await self._check_password(link, ip, read_body)
             if verdict is not True:
-                await self._reply_password(send, locale, verdict, visitor_id, new_visitor)
-                return
+                return self._password_reply(locale, verdict, visitor_id, new_visitor)
             password_ok = True
         served = self.cache.served.get(link.id, 0) if link.max_clicks is not None else 0
         memo_key = (id(link), platform, os_name, device, query)
@@ -237,7 +285,7 @@ class RedirectApp:
                 ip,
                 ua_text,
                 method,
-                referrer.decode("latin-1"),
+                header("referer", ""),
                 trigger,
                 outcome,
                 query,
@@ -247,54 +295,51 @@ class RedirectApp:
                 link.person_ref,
             )
         )
-        cookie_header = [(b"set-cookie", self._cookie(visitor_id))] if new_visitor else []
+        cookie_header = [("set-cookie", self._cookie(visitor_id))] if new_visitor else []
         if outcome == d.REDIRECTED or (outcome == d.EXPIRED and decision.url):
             status = 303 if password_ok else decision.status
-            cache = _PERMANENT_CACHE if status in (301, 308) else _REDIRECT_CACHE
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"location", header_safe_url(decision.url or "")),
-                        (b"cache-control", cache),
-                        (b"content-length", b"0"),
-                        (b"x-robots-tag", b"noindex"),
-                        (b"referrer-policy", b"no-referrer-when-downgrade"),
-                        *cookie_header,
-                    ],
-                }
+            location = header_safe_url(decision.url or "")
+            if link.pass_visitor_id and outcome == d.REDIRECTED:
+                location = with_visitor_id(location, visitor_id)
+            return (
+                status,
+                [
+                    ("location", location),
+                    ("cache-control", _PERMANENT_CACHE if status in (301, 308) else _REDIRECT_CACHE),
+                    ("x-robots-tag", "noindex"),
+                    ("referrer-policy", "no-referrer-when-downgrade"),
+                    *cookie_header,
+                ],
+                b"",
             )
-            await send({"type": "http.response.body", "body": b""})
-            return
         if outcome == d.GUIDANCE:
             short_url = f"{self.scheme}://{link.hostname}/{link.slug}"
             # A password-protected destination is revealed only after the password, in the browser.
             shown = "" if link.password_hash else decision.url or ""
-            body = _page(pages.guidance, locale, platform, os_name, shown, short_url)
-            await _html(send, 200, body, cookie_header)
-        elif outcome == d.NOT_ALLOWED:
-            await _html(send, 403, _page(pages.not_allowed, locale, platform, device), cookie_header)
-        elif outcome == d.PASSWORD:
-            await _html(send, 200, _page(pages.password, locale), cookie_header)
-        elif outcome == d.EXPIRED:
-            await _html(send, 410, _page(pages.message, locale, "expired"), cookie_header)
-        else:
-            await _html(send, 404, _page(pages.message, locale, "not_found"), cookie_header)
+            return _html(200, _page(pages.guidance, locale, platform, os_name, shown, short_url), cookie_header)
+        if outcome == d.NOT_ALLOWED:
+            return _html(403, _page(pages.not_allowed, locale, platform, device), cookie_header)
+        if outcome == d.PASSWORD:
+            return _html(200, _page(pages.password, locale), cookie_header)
+        if outcome == d.EXPIRED:
+            return _html(410, _page(pages.message, locale, "expired"), cookie_header)
+        return _html(404, _page(pages.message, locale, "not_found"), cookie_header)
 
-    def _cookie(self, visitor_id: str) -> bytes:
+    def _cookie(self, visitor_id: str) -> str:
         return (
             f"{VISITOR_COOKIE}={visitor_id}; Max-Age={VISITOR_MAX_AGE}; Path=/; SameSite=Lax; HttpOnly"
             f"{self._secure_cookie}"
-        ).encode()
+        )
 
-    async def _check_password(self, link: d.CompiledLink, ip: str, receive: Receive) -> bool | str:
+    async def _check_password(
+        self, link: d.CompiledLink, ip: str, read_body: Callable[[int], Awaitable[bytes]]
+    ) -> bool | str:
         """True when right; otherwise the error kind: 'wrong' or 'locked:<minutes>'."""
         key = (link.id, ip)
         left = self.password_limiter.locked_for(key)
         if left:
             return f"locked:{(left - 1) // 60 + 1}"
-        body = await _read_body(receive, 4096)
+        body = await read_body(4096)
         given = (parse_qs(body.decode("utf-8", "replace")).get("password") or [""])[0]
         ok = bool(given) and await anyio.to_thread.run_sync(verify_password, link.password_hash or "", given)
         if ok:
@@ -303,14 +348,16 @@ class RedirectApp:
         locked = self.password_limiter.fail(key)
         return f"locked:{locked // 60}" if locked else "wrong"
 
-    async def _reply_password(self, send: Send, locale: str, verdict: str, visitor_id: str, new: bool) -> None:
+    def _password_reply(
+        self, locale: str, verdict: str, visitor_id: str, new: bool
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         if verdict.startswith("locked:"):
             error = t("page.password.locked", locale, minutes=verdict.split(":")[1])
             status = 429
         else:
             error, status = t("page.password.wrong", locale), 401
-        headers = [(b"set-cookie", self._cookie(visitor_id))] if new else []
-        await _html(send, status, pages.password(locale, error), headers)
+        headers = [("set-cookie", self._cookie(visitor_id))] if new else []
+        return _html(status, pages.password(locale, error).encode(), headers)
 
 
 def _geo(ip: str) -> Callable[[], tuple[str, str]]:
@@ -333,20 +380,36 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return body
 
 
-async def _html(send: Send, status: int, body: str | bytes, extra: list | None = None) -> None:
-    data = body if isinstance(body, bytes) else body.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(data)).encode()),
-                (b"cache-control", b"private, no-store"),
-                (b"x-robots-tag", b"noindex"),
-                (b"x-content-type-options", b"nosniff"),
-                *(extra or []),
-            ],
-        }
+def _html(status: int, body: bytes, extra: list | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    return (
+        status,
+        [
+            ("content-type", "text/html; charset=utf-8"),
+            ("cache-control", "private, no-store"),
+            ("x-robots-tag", "noindex"),
+            ("x-content-type-options", "nosniff"),
+            *(extra or ()),
+        ],
+        body,
     )
-    await send({"type": "http.response.body", "body": data})
+
+
+def _client_ip(client: str) -> str:
+    """RSGI gives the peer as 'host:port' ('[::1]:port' for IPv6)."""
+    host, sep, port = client.rpartition(":")
+    if not sep or not port.isdigit():
+        return client
+    return host.strip("[]")
+
+
+async def _read_rsgi_body(proto, headers, limit: int) -> bytes:
+    """The request body, or b'' when it is larger than `limit` (read no further than that)."""
+    declared = headers.get("content-length", "")
+    if declared and (not declared.isdigit() or int(declared) > limit):
+        return b""
+    body = b""
+    async for chunk in proto:
+        body += chunk
+        if len(body) > limit:
+            return b""
+    return body

@@ -18,6 +18,7 @@ import anyio.to_thread
 from siyu.db import Database
 from siyu.links.decide import CompiledLink
 from siyu.links.service import changed_since, find_for_redirect, max_change_seq
+from siyu.threads import start_thread
 
 log = logging.getLogger("siyu.redirect")
 MISS_TTL = 5.0  # seconds a "no such link" answer is remembered (scanners probe many slugs)
@@ -87,8 +88,7 @@ class LinkCache:
     def start(self) -> None:
         with self._db.session() as session:
             self._seq = max_change_seq(session)
-        self._thread = threading.Thread(target=self._poll, name="siyu-link-cache-poller", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._poll, "siyu-link-poller")
 
     def _poll(self) -> None:
         while not self._stop.wait(self._poll_seconds):

@@ -12,6 +12,14 @@ from starlette.staticfiles import StaticFiles
 
 from siyu.runtime import Runtime
 from siyu.web import auth_views, dashboard, link_detail, link_form, links_list, qr_tools, settings
+from siyu.web import data_map as data_map_page
+from siyu.web import identity as identity_page
+from siyu.web import imports as import_page
+from siyu.web import privacy as privacy_pages
+from siyu.web import profiles as profile_pages
+from siyu.web import segments as segment_pages
+from siyu.web import tags as tag_pages
+from siyu.web import value as value_pages
 from siyu.web.context import render
 
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +46,14 @@ def console_routes() -> list[BaseRoute]:
         *link_detail.routes(),
         *qr_tools.routes(),
         *settings.routes(),
+        *identity_page.routes(),
+        *profile_pages.routes(),
+        *data_map_page.routes(),
+        *import_page.routes(),
+        *privacy_pages.routes(),
+        *tag_pages.routes(),
+        *segment_pages.routes(),
+        *value_pages.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 

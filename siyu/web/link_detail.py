@@ -89,6 +89,7 @@ register(
         "detail.rule.password": ("需要密码", "Password required"),
         "detail.rule.utm": ("附加 UTM 参数：{params}", "Adds UTM parameters: {params}"),
         "detail.rule.forward_query": ("转发访问链接上的查询参数", "Passes the visitor's query string on"),
+        "detail.rule.pass_visitor_id": ("把访客 ID（sy_vid）带给目标网址", "Passes the visitor id (sy_vid) on"),
         "detail.rule.person": ("个人专属链接：{ref}", "Personal link of {ref}"),
         "detail.rule.status": ("跳转状态码 {code}（临时跳转）", "Redirect status {code} (temporary)"),
         "detail.rule.status_permanent": (
@@ -297,6 +298,8 @@ def rules_in_words(link: ShortLink, locale: str, clicks_served: int, now: dateti
         out.append(tr("detail.rule.utm", params=params))
     if link.forward_query:
         out.append(tr("detail.rule.forward_query"))
+    if link.pass_visitor_id:
+        out.append(tr("detail.rule.pass_visitor_id"))
     if link.person_ref:
         out.append(tr("detail.rule.person", ref=link.person_ref))
     permanent = link.redirect_status in (301, 308)

@@ -71,6 +71,11 @@ register(
             "把访问短链时带的参数（?后面的部分）转发给目标网址",
             "Forward the visitor's query string (?…) to the destination",
         ),
+        "link_form.pass_visitor_id": (
+            "把访客 ID 带给目标网址（sy_vid=…），落地页或小程序上报后即可与会员身份打通（One ID）",
+            "Pass the visitor id on to the destination (sy_vid=…), so the landing page or mini program can report "
+            "it and One ID joins the click to the member",
+        ),
         "link_form.section_utm": ("UTM 参数", "UTM parameters"),
         "link_form.utm_source": ("来源 utm_source", "Source (utm_source)"),
         "link_form.utm_medium": ("媒介 utm_medium", "Medium (utm_medium)"),
@@ -204,8 +209,8 @@ _VALUE_ALIASES = {
 FIELD_KEYS = frozenset(
     {
         "destination_url", "slug", "domain", "title", "notes", "tags", "redirect_status", "forward_query", "utm",
-        "expires_at", "max_clicks", "fallback_url", "password", "rules", "variants", "anti_block_platforms",
-        "allowed_platforms", "blocked_platforms", "person_ref", "archived",
+        "pass_visitor_id", "expires_at", "max_clicks", "fallback_url", "password", "rules", "variants",
+        "anti_block_platforms", "allowed_platforms", "blocked_platforms", "person_ref", "archived",
     }
 )  # fmt: skip
 
@@ -323,6 +328,7 @@ def read_form(form: FormData, creating: bool, has_password: bool) -> FormInput:
         "tags": tags,
         "redirect_status": _int_or_text(status),
         "forward_query": bool(form.get("forward_query")),
+        "pass_visitor_id": bool(form.get("pass_visitor_id")),
         "utm": {k: v for k, v in utm.items() if v},
         "expires_at": _local_datetime(text("expires_at").strip()),
         "max_clicks": _int_or_text(text("max_clicks").strip()),
@@ -352,6 +358,7 @@ def read_form(form: FormData, creating: bool, has_password: bool) -> FormInput:
         **{k: text(k) for k in ("max_clicks", "fallback_url", "person_ref")},
         "redirect_status": status,
         "forward_query": raw["forward_query"],
+        "pass_visitor_id": raw["pass_visitor_id"],
         "archived": bool(form.get("archived")),
         "utm": utm,
         "password_mode": mode,
@@ -370,7 +377,8 @@ def values_from_link(link: ShortLink | None, locale: str, default_domain: str = 
         return {
             "destination_url": "", "slug": "", "domain": default_domain, "title": "", "notes": "", "tags": "",
             "expires_at": "", "max_clicks": "", "fallback_url": "", "person_ref": "", "redirect_status": "302",
-            "forward_query": True, "archived": False, "utm": dict.fromkeys(UTM_KEYS, ""), "password_mode": "none",
+            "forward_query": True, "pass_visitor_id": False, "archived": False, "utm": dict.fromkeys(UTM_KEYS, ""),
+            "password_mode": "none",
             "rules": [], "variants": [], "anti_block_platforms": [], "allowed_platforms": [], "blocked_platforms": [],
         }  # fmt: skip
 
@@ -392,6 +400,7 @@ def values_from_link(link: ShortLink | None, locale: str, default_domain: str = 
         "person_ref": link.person_ref or "",
         "redirect_status": str(link.redirect_status),
         "forward_query": link.forward_query,
+        "pass_visitor_id": link.pass_visitor_id,
         "archived": link.archived,
         "utm": {k: (link.utm or {}).get(k, "") for k in UTM_KEYS},
         "password_mode": "keep" if link.password_hash else "none",
@@ -443,6 +452,7 @@ def _preview_model(values: dict[str, Any], base: ShortLink | None, workspace_id:
         "destination_url": base.destination_url if base else "",
         "redirect_status": base.redirect_status if base else 302,
         "forward_query": base.forward_query if base else True,
+        "pass_visitor_id": base.pass_visitor_id if base else False,
         "utm": base.utm if base else {},
         "expires_at": base.expires_at if base else None,
         "max_clicks": base.max_clicks if base else None,

@@ -18,6 +18,7 @@ from siyu.db import Database, utcnow
 from siyu.links.models import ShortLink
 from siyu.links.service import link_as_dict
 from siyu.security import sign
+from siyu.threads import start_thread
 from siyu.webhooks import service
 from siyu.webhooks.models import Webhook, WebhookDelivery
 
@@ -89,8 +90,7 @@ class DeliveryWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="siyu-webhooks", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "siyu-webhooks")
 
     def stop(self) -> None:
         self._stop.set()

@@ -12,12 +12,19 @@ ACTIONS = (
     "settings:write",
     "members:manage",
     "keys:manage",
+    "consent:write",  # record a person's consent change from the console
+    "privacy:manage",  # purposes, subject-rights export and erasure
+    "segments:write",  # define tags and segments, recompute them
+    "audiences:export",  # download hashed audience files (人群包) for ad platforms
 )
 
 _MATRIX: dict[str, frozenset[str]] = {
     "owner": frozenset(ACTIONS),
-    "admin": frozenset({"links:read", "links:write", "analytics:read", "settings:write"}),
-    "operator": frozenset({"links:read", "links:write", "analytics:read"}),
+    "admin": frozenset(
+        {"links:read", "links:write", "analytics:read", "settings:write", "consent:write", "privacy:manage"}
+        | {"segments:write", "audiences:export"}
+    ),
+    "operator": frozenset({"links:read", "links:write", "analytics:read", "consent:write", "segments:write"}),
     "analyst": frozenset({"links:read", "analytics:read"}),
 }
 

@@ -15,7 +15,22 @@ from siyu.errors import Conflict, FieldError, InvalidInput, NotFound
 from siyu.security import hash_password, hash_token, new_token
 from siyu.workspaces.models import IP_MODES, ROLES, ApiKey, Domain, Membership, User, Workspace
 
-SCOPES = ("links:read", "links:write", "analytics:read", "webhooks:write", "sources:write")
+SCOPES = (
+    "links:read",
+    "links:write",
+    "analytics:read",
+    "webhooks:write",
+    "sources:write",
+    "consent:read",
+    "consent:write",
+    "privacy:write",
+    "profiles:read",
+    "profiles:write",
+    "identity:read",
+    "identity:write",
+    "segments:write",  # tags and segments: define, recompute, write model tag values
+    "audiences:export",  # hashed audience files (人群包) for ad platforms
+)
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _WS_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}$")

@@ -1,0 +1,100 @@
+"""Serve an ASGI app from Granian's RSGI interface.
+
+`siyu serve` runs Granian in RSGI mode because the redirect hot path answers through RSGI directly
+(see `siyu.redirect.app.RedirectApp.rsgi`): measured under wrk, ASGI's header list and message
+sends were a quarter of the event loop's time per redirect. Everything else (REST API, console,
+tracking API) is Starlette/FastAPI, i.e. ASGI; this bridge gives it a standard ASGI 3 HTTP scope,
+`receive` and `send`. Websockets are not used by Siyu and are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+AsgiApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+
+
+def _address(value: str) -> tuple[str, int] | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def asgi_scope(scope: Any) -> dict[str, Any]:
+    path = scope.path
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": scope.http_version,
+        "method": scope.method,
+        "scheme": scope.scheme,
+        "path": unquote(path),
+        "raw_path": path.encode("latin-1", "replace"),
+        "query_string": scope.query_string.encode("latin-1", "replace"),
+        "root_path": "",
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()],
+        "client": _address(scope.client),
+        "server": _address(scope.server),
+        "state": {},
+    }
+
+
+async def serve_asgi(app: AsgiApp, scope: Any, proto: Any) -> None:
+    """Run one HTTP request of `app` over an RSGI protocol object."""
+    if scope.proto != "http":
+        proto.close(1008)
+        return
+    body_chunks = proto.__aiter__()
+    body_done = False
+    finished = asyncio.Event()
+    status = 500
+    headers: list[tuple[str, str]] = []
+    stream = None
+    started = False
+
+    async def receive() -> dict:
+        nonlocal body_done
+        if not body_done:
+            try:
+                chunk = await body_chunks.__anext__()
+            except StopAsyncIteration:
+                body_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": bytes(chunk), "more_body": True}
+        await finished.wait()  # like a server: "disconnect" only once the response is over
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        nonlocal status, headers, stream, started
+        kind = message["type"]
+        if kind == "http.response.start":
+            status = message["status"]
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())]
+            started = True
+        elif kind == "http.response.body":
+            if not started or finished.is_set():
+                raise RuntimeError("response body sent before its start, or after the end")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if stream is None and not more:
+                proto.response_bytes(status, headers, bytes(body))
+                finished.set()
+                return
+            if stream is None:
+                stream = proto.response_stream(status, headers)
+            if body:
+                await stream.send_bytes(bytes(body))
+            if not more:
+                finished.set()
+
+    try:
+        await app(asgi_scope(scope), receive, send)
+    finally:
+        if not finished.is_set():
+            if not started and stream is None:  # the app failed before answering
+                proto.response_str(500, [("content-type", "text/plain; charset=utf-8")], "Internal Server Error")
+            finished.set()
