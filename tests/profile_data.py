@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from siyu.events.store import CLICK_SCHEMA, EVENT_INPUT_SCHEMA
+from siyu.identity.extract import person_traits
 from siyu.identity.listeners import StitchedEvent
 from siyu.runtime import Runtime
 
@@ -125,7 +126,6 @@ def file_persons(rt: Runtime, rows: list[tuple[int, str, str, int | None, dateti
 
 def stitched(e: dict[str, Any], super_id: int | None) -> StitchedEvent:
     raw = e["raw"]
-    traits = {**(raw.get("context") or {}).get("traits", {}), **(raw.get("traits") or {})}
     return StitchedEvent(
         workspace_id=e["workspace_id"],
         event_id=e["message_id"],
@@ -135,7 +135,7 @@ def stitched(e: dict[str, Any], super_id: int | None) -> StitchedEvent:
         timestamp=e["timestamp"],
         super_id=super_id,
         source_id=e["source_id"],
-        traits=traits if e["type"] == "identify" else {},
+        traits=person_traits(e["type"], raw.get("traits"), raw.get("context")),  # as the stitcher does
         properties=raw.get("properties") or {},
         context=raw.get("context") or {},
     )

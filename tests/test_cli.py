@@ -94,10 +94,14 @@ def test_init_prints_the_secrets_once_and_is_idempotent(siyu, tmp_path):
         assert s.scalar(select(func.count()).select_from(Workspace)) == 1
         assert s.scalar(select(func.count()).select_from(ApiKey)) == 1
         assert workspaces.authenticate_api_key(s, key) is not None
-        assert s.scalar(select(func.count()).select_from(ShortLink)) == 4  # the demo links
+        links = {link.slug: {t.name for t in link.tags} for link in s.scalars(select(ShortLink))}
+    # the four demo links, plus the demo customers' personal share links (tagged 'share')
+    assert {"coffee", "wx-only", "get-app", "ab-test"} <= set(links)
+    assert all("share" in tags for slug, tags in links.items() if slug not in {"coffee", "wx-only", "get-app", "ab-test"})
 
     listed = siyu("links", "list").stdout
-    assert "http://sy.test/coffee" in listed and listed.rstrip().endswith("4 of 4 link(s)")
+    total = len(links)
+    assert "http://sy.test/coffee" in listed and listed.rstrip().endswith(f"of {total} link(s)")
 
 
 def test_init_without_demo_links(siyu):

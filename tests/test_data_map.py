@@ -104,7 +104,10 @@ def test_per_source_volume_reach_islands_and_identifiers(mapped, world):
     assert (web["name"], web["kind"], web["events"], web["pending"], web["anonymous"]) == ("官网", "website", 6, 1, 3)
     assert web["anonymous_share"] == 0.6
     assert (web["profiles"], web["only_here"]) == (2, 1)
-    assert {t["type"]: t["share"] for t in web["identifier_types"]} == {"visitor_cookie": round(5 / 6, 4), "member_id": round(1 / 6, 4)}
+    assert {t["type"]: t["share"] for t in web["identifier_types"]} == {
+        "visitor_cookie": round(5 / 6, 4),
+        "member_id": round(1 / 6, 4),
+    }
 
     crm = by_source(mapped, world["crm"])
     assert (crm["events"], crm["anonymous_share"], crm["profiles"], crm["only_here"]) == (2, 0.0, 2, 1)

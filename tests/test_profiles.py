@@ -83,7 +83,12 @@ def test_latest_wins_by_event_time_not_by_arrival(runtime, ws, listener, crm, sh
 
     assert traits_of(runtime, ws, li) == {"city": "上海", "email": "li@example.com", "tier": "gold"}
     city = rows_of(runtime, li)["city"]
-    assert (city.strategy, city.source_id, city.event_id, city.observed_at) == ("latest", crm, newer["message_id"], at(60))
+    assert (city.strategy, city.source_id, city.event_id, city.observed_at) == (
+        "latest",
+        crm,
+        newer["message_id"],
+        at(60),
+    )
 
 
 def test_first_keeps_the_earliest_value_for_sign_up_keys_and_configured_ones(runtime, ws, listener):
@@ -149,7 +154,9 @@ def test_a_merge_combines_traits_by_each_strategy(runtime, ws, listener):
         strategies.set_strategies(s, ws, {"points": "sum"})
     web = person(runtime, ws, ("visitor_cookie", "cookie-1"))
     member = person(runtime, ws, ("member_id", "m-1"))
-    record(runtime, listener, [identify(ws, 10, city="北京", points=100, created_at="2026-01-01", nickname="小李")], web)
+    record(
+        runtime, listener, [identify(ws, 10, city="北京", points=100, created_at="2026-01-01", nickname="小李")], web
+    )
     record(runtime, listener, [identify(ws, 30, city="上海", points=20, created_at="2026-05-01", tier="gold")], member)
 
     with runtime.db.session() as s:
@@ -173,16 +180,18 @@ def test_a_split_rebuilds_both_persons_from_their_own_events(runtime, ws, listen
     a = person(runtime, ws, ("member_id", "m-1"))
     b = person(runtime, ws, ("member_id", "m-2"))
     record(runtime, listener, [identify(ws, 10, city="北京", name="李雷")], a)
-    record(runtime, listener, [identify(ws, 20, city="上海", name="韩梅梅", tier="gold")], b)
+    coupon = event(ws, "track", at(25), event="Coupon Applied", context={"traits": {"vip": True}})
+    record(runtime, listener, [identify(ws, 20, city="上海", name="韩梅梅", tier="gold"), coupon], b)
     with runtime.db.session() as s:
         listener.persons_merged(s, ws, a, b)  # a wrong merge (a shared tablet, say) ...
-    assert traits_of(runtime, ws, a) == {"city": "上海", "name": "韩梅梅", "tier": "gold"}
+    assert traits_of(runtime, ws, a) == {"city": "上海", "name": "韩梅梅", "tier": "gold", "vip": True}
 
     with runtime.db.session() as s:  # ... undone: the stitcher has re-assigned both persons' events
         listener.person_split(s, ws, a, b)
 
     assert traits_of(runtime, ws, a) == {"city": "北京", "name": "李雷"}
-    assert traits_of(runtime, ws, b) == {"city": "上海", "name": "韩梅梅", "tier": "gold"}
+    # context.traits of any event count, as the stitcher hands them over
+    assert traits_of(runtime, ws, b) == {"city": "上海", "name": "韩梅梅", "tier": "gold", "vip": True}
     assert rows_of(runtime, b)["tier"].observed_at == at(20)
 
 
@@ -226,11 +235,11 @@ def test_traits_live_on_sqlite_and_postgresql(database_url):
         with db.session() as s:
             traits.merge(s, ws, a, b)
         with db.session() as s:
-            assert traits.values(s, ws, a) == {"address": {"city": "上海"}, "city": "Shanghai", "points": 7}
+            assert traits.values(s, a) == {"address": {"city": "上海"}, "city": "Shanghai", "points": 7}
             assert profiles.search(s, ws, "shang")["items"][0]["super_id"] == a
             traits.remove(s, ws, [a])
         with db.session() as s:
-            assert traits.values(s, ws, a) == {}
+            assert traits.values(s, a) == {}
     finally:
         db.dispose()
 
@@ -243,24 +252,40 @@ def test_computed_attributes_come_from_the_persons_events_and_clicks(runtime, ws
     ios = {"os": {"name": "iOS"}}
     events = [
         event(ws, "page", at(5), shop, properties={"path": "/menu"}, context=ios),
-        event(ws, "track", at(30), shop, "Order Completed", properties={"order_id": "A1", "revenue": 128, "currency": "CNY"}),
+        event(
+            ws,
+            "track",
+            at(30),
+            shop,
+            "Order Completed",
+            properties={"order_id": "A1", "revenue": 128, "currency": "CNY"},
+        ),
         # the same order sent again by the CRM, later, with the final amount: counted once, at its last value
         event(ws, "track", at(40), crm, "Order Completed", properties={"order_id": "A1", "revenue": 120}),
         event(ws, "track", at(90), shop, "Order Completed", properties={"order_id": "A2", "total": "56.5"}),
     ]
-    clicks = [click(ws, at(1), platform="wechat"), click(ws, at(2), platform="wechat"), click(ws, at(100), platform="qq")]
+    clicks = [
+        click(ws, at(1), platform="wechat"),
+        click(ws, at(2), platform="wechat"),
+        click(ws, at(100), platform="qq"),
+    ]
     record(runtime, listener, events, li, clicks)
     someone_else = person(runtime, ws, ("member_id", "m-2"))
-    record(runtime, listener, [event(ws, "track", at(200), shop, "Order Completed", properties={"revenue": 999})], someone_else)
+    record(
+        runtime,
+        listener,
+        [event(ws, "track", at(200), shop, "Order Completed", properties={"revenue": 999})],
+        someone_else,
+    )
 
     with runtime.db.session() as s:
         c = profiles.profile_of(s, runtime.store, ws, li)["computed"]
     assert (c["first_seen"], c["last_seen"]) == (at(1), at(100))
     assert (c["event_count"], c["click_count"]) == (4, 3)
     assert (c["order_count"], c["revenue"], c["last_order_at"], c["currency"]) == (2, 176.5, at(90), "CNY")
-    assert [(u["kind"], u["name"], u["count"]) for u in c["sources"]] == [
-        ("website", "官网", 3),
+    assert [(u["kind"], u["name"], u["count"]) for u in c["sources"]] == [  # most used first
         ("short_links", None, 3),
+        ("website", "官网", 3),
         ("crm", "CRM", 1),
     ]
     assert c["platforms"] == [{"name": "wechat", "count": 2}, {"name": "qq", "count": 1}]
@@ -359,7 +384,10 @@ def test_search_by_identifier_or_trait_lists_people_a_page_at_a_time(runtime, ws
         assert [i["name"] for i in profiles.search(s, ws, "韩")["items"]] == ["韩梅梅"]
         both = profiles.search(s, ws, "shanghai", limit=1)
         assert (both["total"], len(both["items"])) == (2, 1)
-        assert profiles.search(s, ws, "shanghai", limit=1, offset=1)["items"][0]["super_id"] != both["items"][0]["super_id"]
+        assert (
+            profiles.search(s, ws, "shanghai", limit=1, offset=1)["items"][0]["super_id"]
+            != both["items"][0]["super_id"]
+        )
         everyone = profiles.search(s, ws, "")
         assert [i["super_id"] for i in everyone["items"]] == [wang, han, li]  # newest first
         assert everyone["items"][1]["identifiers"] == [

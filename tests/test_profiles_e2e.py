@@ -80,7 +80,12 @@ def test_operator_finds_a_customer_by_phone_and_reads_their_profile_360(browser,
     assert page.locator("[data-stat=orders]").inner_text() == "1"
     assert page.locator("[data-stat=revenue]").inner_text() == "¥128.00"
     summaries = page.locator("#timeline .pf-summary").all_inner_texts()
-    assert summaries == ["点击短链 /coffee（微信），显示防红引导页", "完成订单 A1，¥128.00", "更新资料：city、name、phone", "浏览页面 秋季菜单"]
+    assert summaries == [
+        "点击短链 /coffee（微信），显示防红引导页",
+        "完成订单 A1，¥128.00",
+        "更新资料：city、name、phone",
+        "浏览页面 秋季菜单",
+    ]
     kinds = [page.locator("#timeline li").nth(i).get_attribute("data-source-kind") for i in range(4)]
     assert kinds == ["short_links", "store", "website", "website"]
     assert page.locator("#consent").count() == 1

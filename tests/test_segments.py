@@ -84,7 +84,7 @@ def store():
     }
     with s.writing() as cur:
         for name, columns in tables.items():
-            cur.register("rows", facts._table(name, WS, columns))
+            cur.register("rows", facts.rows_table(name, WS, columns))
             cur.execute(f"INSERT INTO {name} SELECT * FROM rows")
             cur.unregister("rows")
         # another workspace's person with everything: never counted for WS

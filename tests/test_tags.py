@@ -332,3 +332,26 @@ def test_the_schedule_recomputes_on_its_own(runtime, ws, shop):
     assert worker.last[ws].cause == "schedule"
     assert len(holders(runtime, "city", ws)) == 3
     assert {c[4] for c in changes(runtime, "city", ws)} == {"schedule"}
+
+
+def test_after_one_whole_copy_a_refresh_reads_again_only_who_changed(client, runtime, ws, shop, auth):
+    m2, m3 = shop["M2"], shop["M3"]
+    define(runtime, ws, code="city", name="城市", kind="fact", trait="city")
+    assert runtime.tags.recompute(ws)[0].facts.sql == "full"  # the process's first look: everything
+    assert runtime.tags.recompute(ws)[0].facts.sql == "0 changed"
+
+    send(client, write_key(runtime, ws), member("M2", "李四", "杭州", "银卡"))  # 李四 moved
+    runtime.stitch_now()
+    report = runtime.tags.recompute(ws)[0]
+    assert report.facts.sql == "1 changed"
+    assert holders(runtime, "city", ws)[m2] == "杭州"
+    assert [(t.code, t.changed) for t in report.tags] == [("city", 1)]
+
+    granted = client.post(
+        f"/api/v1/consent/persons/{m3}", json={"purpose": "marketing", "status": "granted"}, headers=auth
+    )
+    assert granted.status_code in (200, 201), granted.text
+    assert runtime.tags.recompute(ws)[0].facts.sql == "1 changed"  # a new consent record names its person
+    with runtime.db.session() as s:
+        rule = {"type": "consent", "purpose": "marketing"}
+        assert segments.preview(s, runtime.store, ws, rule)["sample"] == [m3]

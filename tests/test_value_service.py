@@ -9,7 +9,7 @@ tests/value_data.py is deterministic, so the assertions say what the models must
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import value_data
@@ -149,10 +149,12 @@ def test_value_results_become_model_tags_that_segments_can_use(runtime, ws, shop
             select(TagDefinition).where(TagDefinition.workspace_id == ws, TagDefinition.code == "rfm_segment")
         )
         held = dict(
-            s.execute(select(TagAssignment.super_id, TagAssignment.value).where(TagAssignment.tag_id == segment_tag.id))
+            s.execute(
+                select(TagAssignment.super_id, TagAssignment.value).where(TagAssignment.tag_id == segment_tag.id)
+            ).all()
         )
         rows = dict(
-            s.execute(select(ValuePerson.super_id, ValuePerson.rfm_segment).where(ValuePerson.workspace_id == ws))
+            s.execute(select(ValuePerson.super_id, ValuePerson.rfm_segment).where(ValuePerson.workspace_id == ws)).all()
         )
         assert held == {k: v for k, v in rows.items() if v is not None}
         assert s.scalar(select(TagHistory.cause).where(TagHistory.tag_id == segment_tag.id).limit(1)) == "model"
@@ -262,7 +264,8 @@ def arrive(client, key: dict[str, str], short_url: str, member: str, name: str, 
     assert visit.status_code == 302
     cookie = visit.cookies.get("sy_vid")
     landing = {"externalIds": [{"type": "visitor_cookie", "id": cookie, "collection": "users", "encoding": "none"}]}
-    later = (NOW + timedelta(minutes=5)).isoformat()
+    # After the click, whenever this runs: NOW is fixed at import, and a long suite outlives it.
+    later = (max(NOW, datetime.now(UTC)) + timedelta(minutes=5)).isoformat()
     messages = [
         {"type": "identify", "userId": member, "traits": {"name": name}, "context": landing, "timestamp": later},
         {**order(member, 0, 0, ["D01"]), "timestamp": later},
@@ -392,3 +395,67 @@ def test_a_seed_too_small_to_learn_from_is_refused(runtime, ws, shop):
     with pytest.raises(InvalidInput) as caught:
         audiences.create(runtime.db, ws, {"seed_segment_id": seed, "top_n": 5})
     assert caught.value.errors[0].field == "seed_segment_id" and caught.value.errors[0].code == "value_seed_small"
+
+
+# --- storage on both databases ------------------------------------------------------------------------------------
+
+
+def test_results_are_stored_and_replaced_the_same_on_sqlite_and_postgresql(database_url, tmp_path):
+    from conftest import make_settings
+
+    from siyu.bootstrap import initialize
+    from siyu.runtime import Runtime
+
+    rt = Runtime.create(make_settings(tmp_path, database_url))
+    try:
+        info = initialize(rt.settings, rt.db, demo=False)
+        with rt.db.session() as s:
+            ws = s.scalar(select(Workspace.id).where(Workspace.slug == info.workspace))
+        track(rt, ws, value_data.shop(loyal=8, occasional=8, one_time=8))
+        first = service.run(rt.db, rt.store, ws)
+        second = service.run(rt.db, rt.store, ws)  # replaces, never duplicates
+        assert first["status"] == second["status"] == "succeeded"
+        with rt.db.session() as s:
+            rows = list(s.scalars(select(ValuePerson).where(ValuePerson.workspace_id == ws)))
+            assert len(rows) == 25 == second["persons"]
+            loyal = s.get(ValuePerson, (ws, identity.lookup(s, ws, "member_id", "L01")))
+            assert loyal.next_purchase is not None and loyal.is_koc is False and loyal.rfm_segment
+            cycles = s.scalars(select(ValueRepurchase).where(ValueRepurchase.super_id == loyal.super_id)).all()
+            assert {c.category for c in cycles} == {"咖啡豆", "滤纸"} and all(c.last_purchase for c in cycles)
+            assert queries.bought_together(s, ws, "B01")["items"][0]["product_id"] == "F01"
+            config.save(s, ws, {"commercial_weight": 2, "social_weight": 1})
+            assert service.rescore(s, ws) == 25
+        with rt.db.session() as s:
+            assert queries.status(s, ws)["last_success"]["id"] == second["id"]
+    finally:
+        rt.close()
+
+
+# --- the worker ---------------------------------------------------------------------------------------------------
+
+
+def test_the_schedule_recomputes_only_workspaces_whose_last_run_is_old(runtime, ws):
+    from siyu.value.worker import ValueWorker
+
+    worker = ValueWorker(runtime.db, runtime.store, interval_seconds=3600)
+    assert worker.run_scheduled() == 1  # never computed: due now
+    assert worker.run_scheduled() == 0  # computed a moment ago: not due for an hour
+    with runtime.db.session() as s:
+        assert queries.status(s, ws)["last_success"]["cause"] == "schedule"
+
+
+def test_a_run_left_running_by_a_stopped_server_is_marked_failed_and_queued_ones_still_run(runtime, ws):
+    from siyu.value.models import ValueRun
+    from siyu.value.worker import ValueWorker
+
+    with runtime.db.session() as s:
+        s.add(ValueRun(workspace_id=ws, status="running", cause="manual", summary={}))
+        queued = service.queue_run(s, ws, "manual", "someone").id
+    worker = ValueWorker(runtime.db, runtime.store, interval_seconds=0)
+    worker._abandon_interrupted()
+    assert worker.run_queued() == 1
+    with runtime.db.session() as s:
+        runs = {r["id"]: r for r in queries.runs(s, ws)}
+    assert runs[queued]["status"] == "succeeded" and runs[queued]["requested_by"] == "someone"
+    interrupted = next(r for r in runs.values() if r["id"] != queued)
+    assert interrupted["status"] == "failed" and "interrupted" in interrupted["error"]

@@ -107,8 +107,7 @@ def create_segment(request: Request, caller: CallerDep, body: SegmentCreate) -> 
 
 def _recomputed(request: Request, caller: Caller, segment_id: int) -> dict[str, Any]:
     rt = runtime_of(request)
-    with rt.tags.lock:
-        result = segments.recompute_segments(rt.db, rt.store, caller.workspace_id, [segment_id])
+    result = rt.tags.recompute_segments(caller.workspace_id, [segment_id])  # None: a run is under way
     with rt.db.session() as session:
         out = segments.segment_dict(segments.get_segment(session, caller.workspace_id, segment_id))
     out["error"] = result[0].error if result else None

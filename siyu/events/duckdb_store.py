@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -329,10 +330,12 @@ class DuckDBEventStore(EventPersonsStore):  # + event_persons, kept by the ident
         return counts
 
     @contextmanager
-    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor in one DuckDB transaction, under the write lock: for packages that keep tables derived
-        from the store (siyu.segments.facts). Committed when the block ends, rolled back on any error."""
-        with self._write_lock:
+    def writing(self, lock: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in one DuckDB transaction for packages that keep tables derived from the store
+        (siyu.segments.facts): committed when the block ends, rolled back on any error. Under the write
+        lock, unless `lock` is False: a long job that writes only its own tables (DuckDB isolates it)
+        need not stall the event writers."""
+        with self._write_lock if lock else contextlib.nullcontext():
             cur = self._cursor()
             try:
                 cur.execute("BEGIN TRANSACTION")

@@ -206,9 +206,9 @@ class EventStore(Protocol):
         their SQL, over `events`, `clicks` and the stitcher's `event_persons`)."""
         ...
 
-    def writing(self) -> AbstractContextManager[Any]:
-        """A cursor in one transaction under the store's write lock, for tables derived from the store
-        (siyu.segments.facts keeps per-person facts for segments). Only the store's owner may call it."""
+    def writing(self, lock: bool = True) -> AbstractContextManager[Any]:
+        """A cursor in one transaction (under the store's write lock unless `lock` is False), for tables
+        derived from the store (siyu.segments.facts keeps per-person facts). Only the store's owner may call it."""
         ...
 
     def reading(self) -> AbstractContextManager[Any]:

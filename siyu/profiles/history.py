@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from siyu.events.store import EventStore
+from siyu.identity.extract import person_traits
 
 ORDER_EVENT = "Order Completed"  # Segment's e-commerce spec
 
@@ -56,7 +57,7 @@ WITH {_MINE}
 SELECT source_id, count(*) AS n, max("timestamp") AS last FROM ev GROUP BY source_id
 UNION ALL
 SELECT -1, count(*), max(ts) FROM cl HAVING count(*) > 0
-ORDER BY n DESC
+ORDER BY n DESC, source_id
 """
 
 _PLATFORMS = f"""
@@ -105,13 +106,14 @@ _TIMELINE_COLUMNS = (
     "hostname",
 )
 
-# Identify traits of a person's events, oldest first, for rebuilding traits after a split.
+# The events of some persons that carry person traits, oldest first, for rebuilding traits after a
+# split: identifies, and any event with `context.traits` (see siyu.identity.extract.person_traits).
 _IDENTIFIES = """
-SELECT ep.super_id, e.message_id, e.source_id, e."timestamp", e.context->'$.traits', e.traits
+SELECT ep.super_id, e.message_id, e.source_id, e."timestamp", e.type, e.traits, e.context
 FROM (SELECT DISTINCT event_id, super_id FROM event_persons
       WHERE workspace_id = $ws AND kind = 'event' AND list_contains($ids, super_id)) ep
 JOIN events e ON e.workspace_id = $ws AND e.message_id = ep.event_id
-WHERE e.type = 'identify'
+WHERE e.type = 'identify' OR (e.context->'$.traits') IS NOT NULL
 ORDER BY e."timestamp", e.message_id
 """
 
@@ -180,12 +182,13 @@ class Identify:
 
 
 def identifies(store: EventStore, workspace_id: int, ids: Sequence[int]) -> list[Identify]:
-    """Traits each event of these persons carried (identify traits over `context.traits`), oldest first."""
+    """The person traits each event of these persons carried, oldest first: what the stitcher handed
+    listeners for them (`person_traits`: an identify's traits over `context.traits`)."""
     out = []
-    for super_id, event_id, source_id, ts, context_traits, traits in store.query(
+    for super_id, event_id, source_id, ts, type_, traits, context in store.query(
         _IDENTIFIES, {"ws": workspace_id, "ids": list(ids)}
     ):
-        merged = {**(_json(context_traits) or {}), **(_json(traits) or {})}
+        merged = person_traits(type_, _json(traits), _json(context))
         if merged:
             out.append(Identify(int(super_id), event_id, source_id, _utc(ts), merged))
     return out

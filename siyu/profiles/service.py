@@ -50,7 +50,7 @@ def display_name(trait_values: dict[str, Any], identifiers: list[dict[str, Any]]
 
 def traits_of(session: Session, workspace_id: int, super_id: object) -> dict[str, Any]:
     """Every trait of the person, key → value (for exports such as a subject-access request)."""
-    return traits.values(session, workspace_id, persons.load(session, workspace_id, super_id).super_id)
+    return traits.values(session, persons.load(session, workspace_id, super_id).super_id)
 
 
 def profile_of(
@@ -58,7 +58,7 @@ def profile_of(
 ) -> dict[str, Any]:
     """Identifiers, traits with provenance, and (unless `computed` is False) computed attributes."""
     person = persons.load(session, workspace_id, super_id)
-    details = traits.details(session, workspace_id, person.super_id)
+    details = traits.details(session, person.super_id)
     out = {
         "super_id": person.super_id,
         "requested_id": super_id,

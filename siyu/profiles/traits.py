@@ -124,10 +124,11 @@ def remove(session: Session, workspace_id: int, persons: Iterable[int]) -> None:
     session.expire_all()  # rows loaded earlier in this session are gone
 
 
-def values(session: Session, workspace_id: int, person_id: int) -> dict[str, Any]:
+def values(session: Session, person_id: int) -> dict[str, Any]:
+    """key → value of a (checked) person's traits."""
     rows = session.execute(
         select(ProfileTrait.key, ProfileTrait.value)
-        .where(ProfileTrait.workspace_id == workspace_id, ProfileTrait.person_id == person_id)
+        .where(ProfileTrait.person_id == person_id)
         .order_by(ProfileTrait.key)
     )
     return {k: v for k, v in rows}
@@ -143,13 +144,16 @@ _DETAILS = (
         ProfileTrait.observed_at,
         ProfileTrait.updated_at,
     )
-    .where(ProfileTrait.workspace_id == bindparam("ws"), ProfileTrait.person_id == bindparam("id"))
+    .where(ProfileTrait.person_id == bindparam("id"))  # a person is in one workspace: the caller checked which
     .order_by(ProfileTrait.key)
 )
 _DETAIL_NAMES = ("key", "value", "strategy", "source_id", "event_id", "observed_at", "updated_at")
 
 
-def details(session: Session, workspace_id: int, person_id: int) -> list[dict[str, Any]]:
-    """Each trait with its strategy and provenance (source, event, time)."""
-    rows = session.execute(_DETAILS, {"ws": workspace_id, "id": person_id})
+def details(session: Session, person_id: int) -> list[dict[str, Any]]:
+    """Each trait of a (checked) person with its strategy and provenance (source, event, time).
+
+    Filtering on the person alone keeps PostgreSQL on the (person, key) index even before it has
+    statistics: with the workspace too, a fresh table got a plan that read the whole workspace."""
+    rows = session.execute(_DETAILS, {"id": person_id})
     return [dict(zip(_DETAIL_NAMES, row, strict=True)) for row in rows]

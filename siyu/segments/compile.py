@@ -127,6 +127,8 @@ def _event(node: Event, ws: int, now: datetime, params: list[Any]) -> str:
     if node.link_ids is not None:
         where.append("list_contains(?, link_id)")
         params.append(list(node.link_ids))
+    if node.measure == "count" and (node.op, node.value) in (("gte", 1), ("gt", 0)):  # "did it at all"
+        return f"p.super_id IN (SELECT DISTINCT super_id FROM facts_events WHERE {' AND '.join(where)})"
     measure = "count(*)" if node.measure == "count" else "coalesce(sum(amount), 0)"
     test = f"{measure} {_COMPARE[node.op]} ?"
     params.append(node.value)

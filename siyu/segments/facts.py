@@ -11,14 +11,14 @@ under a second: every rule condition becomes one scan of a narrow, typed table.
     facts_state        (workspace_id, name, value)                   when each part was refreshed, marks
 
 The first five are copies of the operational database (SQL stays the truth), rebuilt whole by
-`refresh`. `facts_events` is the stitched behaviour (`event_persons` ⋈ `events`/`clicks`): tracks under
-their name, pages and screens as 'page' / 'screen', short-link clicks as 'Short Link Clicked' with
-their link; identify, group and alias calls are not behaviour and are left out. Joining the whole
-event store costs tens of seconds at 20 million events, so it is rebuilt in full only at first, when
-the identity log shows an unmerge or a graph rebuild, or after `FULL_EVENTS_SECONDS`; in between,
-`refresh` appends what was stitched since (by arrival time up to the stitcher's watermark, looking
-OVERLAP back for rows written late, as the stitcher itself does) and re-points the persons merged
-since (from the identity merge log).
+`refresh` (siyu.segments.sql_facts). `facts_events` is the stitched behaviour (`event_persons` joined
+with `events` and `clicks`): tracks under their name, pages and screens as 'page' / 'screen',
+short-link clicks as 'Short Link Clicked' with their link; identify, group and alias calls are not
+behaviour and are left out. Joining the whole event store costs tens of seconds at 20 million
+events, so it is rebuilt in full only at first, when the identity log shows an unmerge or a graph
+rebuild, or after `FULL_SECONDS`; in between, `refresh` appends what was stitched since (by
+arrival time up to the stitcher's watermark, looking OVERLAP back for rows written late, as the
+stitcher itself does) and re-points the persons merged since (from the identity merge log).
 
 A row written more than OVERLAP after its own arrival time, or an anonymous click attributed to a
 person later (when its cookie is identified), reaches `facts_events` at the next full rebuild.
@@ -29,7 +29,7 @@ Only the process that owns the store writes these tables (`store.writing()`), in
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,18 +37,14 @@ import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siyu.consent.models import ConsentRecord
-from siyu.consent.purposes import list_purposes
 from siyu.db import Database
 from siyu.events.store import CLICK_EVENT_NAME, EventStore
-from siyu.identity.models import IdentityIdentifier, IdentityMerge, IdentityPerson
-from siyu.profiles.models import ProfileTrait
-from siyu.segments.rules import scalar_text
-from siyu.tags.models import TagAssignment
+from siyu.identity.models import IdentityMerge, IdentityPerson
+from siyu.segments import sql_facts
 
 OVERLAP = timedelta(seconds=60)  # rows may be written this much later than their arrival time says
-FULL_EVENTS_SECONDS = 3600.0
-READ_CHUNK = 50_000
+FULL_SECONDS = 3600.0  # the SQL copies and the behaviour are rebuilt whole at least this often
+SKEW = timedelta(minutes=5)  # clocks of the processes that stamp SQL rows may differ this much
 BEHAVIOUR_TYPES = ("track", "page", "screen")
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -101,7 +97,7 @@ WHERE ep.workspace_id = $ws AND ep.kind = 'click' AND ep.super_id IS NOT NULL AN
 """
 # Incremental runs look OVERLAP back: rows already in facts_events (same event, same time) are skipped.
 _NOT_STORED = (
-    "NOT EXISTS (SELECT 1 FROM facts_events f WHERE f.workspace_id = $ws AND f.ts >= $ts_low AND f.ts <= $ts_high "
+    "NOT EXISTS (SELECT 1 FROM facts_events f WHERE f.workspace_id = $ws AND f.ts >= $ts_min AND f.ts <= $ts_max "
     "AND f.event_id = r.event_id)"
 )
 # Event times of the rows that arrived in (low, high]: bounds on event_persons.ts let DuckDB skip row groups.
@@ -119,12 +115,21 @@ class Refreshed:
     appended: int
     repointed: int
     at: datetime
+    sql: str = "full"  # 'full' or '<n> changed' (persons whose SQL rows were read again)
+
+
+# A rule's "at least N events" groups millions of rows by person. Super IDs of one installation are dense
+# integers, so DuckDB can count into a plain array indexed by super ID ("perfect hash" aggregation)
+# when their range fits in this many bits: 2^21 (2 million) counters, some 16 MB, about twice as fast
+# as hashing. Wider ranges fall back to hashing by themselves.
+PERFECT_HASH_BITS = 21
 
 
 def create(store: EventStore) -> None:
     with store.writing() as cur:
         for sql in CREATE:
             cur.execute(sql)
+        cur.execute(f"SET GLOBAL perfect_ht_threshold = {PERFECT_HASH_BITS}")
 
 
 def exists(store: EventStore) -> bool:
@@ -165,105 +170,13 @@ def _roots(session: Session, workspace_id: int) -> dict[int, int]:
     return out
 
 
-def _chunks(session: Session, statement) -> Iterable[list[Any]]:
-    result = session.execute(statement.execution_options(yield_per=READ_CHUNK))
-    yield from result.partitions()
-
-
-def _table(name: str, workspace_id: int, columns: dict[str, list[Any]]) -> pa.Table:
+def rows_table(name: str, workspace_id: int, columns: dict[str, list[Any]]) -> pa.Table:
+    """Rows for the facts table `name` (columns without workspace_id) as Arrow, shaped as the table."""
     schema = SCHEMAS[name]
     n = len(next(iter(columns.values())))
     arrays = [pa.array([workspace_id] * n, pa.int32())]
     arrays += [pa.array(columns[f.name], f.type) for f in schema if f.name != "workspace_id"]
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value == value and abs(value) != float("inf") else None
-    if isinstance(value, str) and 0 < len(value) <= 40:
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return number if number == number and abs(number) != float("inf") else None
-    return None
-
-
-def flat_trait(key: str, value: Any) -> list[tuple[str, Any]]:
-    """A trait as rules name it: scalars as they are, an object's scalar members as 'key.member'
-    (Segment's `address` trait gives 'address.city')."""
-    if isinstance(value, dict):
-        return [(f"{key}.{k}", v) for k, v in value.items() if isinstance(k, str) and not isinstance(v, dict | list)]
-    return [(key, value)]
-
-
-def read_sql_facts(session: Session, workspace_id: int) -> dict[str, pa.Table]:
-    """The workspace's persons, traits, identifier types, granted purposes and tags, as Arrow tables."""
-    ws = workspace_id
-    P, I, T = IdentityPerson, IdentityIdentifier, ProfileTrait  # noqa: N806, E741
-    persons: list[int] = []
-    for chunk in _chunks(
-        session, select(P.id).where(P.workspace_id == ws, P.merged_into.is_(None), P.erased_at.is_(None))
-    ):
-        persons.extend(r[0] for r in chunk)
-    traits: dict[str, list[Any]] = {"super_id": [], "key": [], "text": [], "num": []}
-    for chunk in _chunks(session, select(T.person_id, T.key, T.value).where(T.workspace_id == ws)):
-        for person, key, value in chunk:
-            for name, scalar in flat_trait(key, value):
-                text = scalar_text(scalar)
-                if text is not None:
-                    traits["super_id"].append(person)
-                    traits["key"].append(name)
-                    traits["text"].append(text)
-                    traits["num"].append(_number(scalar))
-    identifiers: dict[str, list[Any]] = {"super_id": [], "id_type": []}
-    seen: set[tuple[int, str]] = set()
-    for chunk in _chunks(session, select(I.person_id, I.id_type).where(I.workspace_id == ws, I.quarantined.is_(False))):
-        for pair in chunk:
-            if (pair[0], pair[1]) not in seen:
-                seen.add((pair[0], pair[1]))
-                identifiers["super_id"].append(pair[0])
-                identifiers["id_type"].append(pair[1])
-    tags: dict[str, list[Any]] = {"super_id": [], "tag_id": [], "value": []}
-    A = TagAssignment  # noqa: N806
-    for chunk in _chunks(session, select(A.super_id, A.tag_id, A.value).where(A.workspace_id == ws)):
-        for super_id, tag_id, value in chunk:
-            tags["super_id"].append(super_id)
-            tags["tag_id"].append(tag_id)
-            tags["value"].append(value)
-    return {
-        "facts_persons": _table("facts_persons", ws, {"super_id": persons}),
-        "facts_traits": _table("facts_traits", ws, traits),
-        "facts_identifiers": _table("facts_identifiers", ws, identifiers),
-        "facts_consents": _table("facts_consents", ws, granted_consents(session, ws)),
-        "facts_tags": _table("facts_tags", ws, tags),
-    }
-
-
-def granted_consents(session: Session, workspace_id: int) -> dict[str, list[Any]]:
-    """(super_id, purpose) columns of every current grant: per person (merged-away IDs count for their
-    survivor) and enabled purpose, the latest record by (recorded_at, id) is a grant. The rule of
-    siyu.consent.service.has_consent, for a whole workspace at once."""
-    enabled = {p.code for p in list_purposes(session, workspace_id) if p.enabled}
-    roots = _roots(session, workspace_id)
-    latest: dict[tuple[int, str], tuple[datetime, int, str]] = {}
-    C = ConsentRecord  # noqa: N806
-    for chunk in _chunks(
-        session,
-        select(C.super_id, C.purpose, C.recorded_at, C.id, C.status).where(C.workspace_id == workspace_id),
-    ):
-        for super_id, purpose, at, rid, status in chunk:
-            if purpose not in enabled:
-                continue
-            key = (roots.get(super_id, super_id), purpose)
-            held = latest.get(key)
-            if held is None or (at, rid) > held[:2]:
-                latest[key] = (at, rid, status)
-    granted = [key for key, (_, _, status) in latest.items() if status == "granted"]
-    return {"super_id": [k[0] for k in granted], "purpose": [k[1] for k in granted]}
 
 
 # --- refreshing --------------------------------------------------------------------------------------------
@@ -301,35 +214,67 @@ def merge_log_top(session: Session) -> int:
     return session.scalar(select(func.coalesce(func.max(IdentityMerge.id), 0))) or 0
 
 
+def _due(saved: dict[str, str], name: str, now: datetime, seconds: float) -> bool:
+    at = saved.get(name)
+    return not at or (now - _naive(datetime.fromisoformat(at))).total_seconds() > seconds
+
+
+@dataclass
+class Known:
+    """What the runtime's listener saw change since the last refresh (siyu.tags.worker keeps it): persons
+    whose traits or identifiers changed, and persons gone (merged away, erased). Without it, a
+    refresh copies the SQL side whole."""
+
+    touched: set[int] = field(default_factory=set)
+    gone: set[int] = field(default_factory=set)
+
+
 def refresh(
-    db: Database, store: EventStore, workspace_id: int, full_events: bool = False, now: datetime | None = None
+    db: Database,
+    store: EventStore,
+    workspace_id: int,
+    full_events: bool = False,
+    now: datetime | None = None,
+    known: Known | None = None,
 ) -> Refreshed:
-    """Bring the workspace's facts up to date: SQL copies whole, facts_events incrementally (or in full)."""
+    """Bring the workspace's facts up to date. The SQL copies: whole without `known`, after an unmerge
+    or a graph rebuild, every FULL_SECONDS, or when many persons changed; otherwise those of the persons
+    that changed. The behaviour: appended, or rebuilt whole (`full_events`, and on the same occasions)."""
     now = _naive(now or datetime.now(UTC))
     create(store)
     ws = workspace_id
     saved = state(store, ws)
     upto = _stitched_upto(store)
+    changed: list[int] | None = None
     with db.session() as session:
-        tables = read_sql_facts(session, ws)
+        sql_marks = sql_facts.marks(session)
         merges_mark = int(saved.get("merges", "-1"))
         repoints: list[tuple[int, int]] = []
-        needs_full = full_events or merges_mark < 0
+        needs_full = full_events or merges_mark < 0 or _due(saved, "events_full_at", now, FULL_SECONDS)
         if not needs_full:
             repoints, needs_full, top = _merge_log(session, ws, merges_mark)
         else:
             top = merge_log_top(session)
-        full_at = saved.get("events_full_at")
-        if full_at and (now - _naive(datetime.fromisoformat(full_at))).total_seconds() > FULL_EVENTS_SECONDS:
-            needs_full = True
+        full_sql = known is None or needs_full or _due(saved, "sql_full_at", now, FULL_SECONDS)
+        if not full_sql and known is not None:
+            since = _naive(datetime.fromisoformat(saved["sql_at"])) - SKEW
+            after = {k: int(saved.get(f"sql.{k}", "0")) for k in sql_marks}
+            gone = known.gone | {old for old, _ in repoints}
+            touched = (
+                known.touched | {new for _, new in repoints} | sql_facts.changes(session, ws, since, after)
+            ) - gone
+            if len(touched) + len(gone) > max(10_000, int(saved.get("persons", "0")) // 5):
+                full_sql = True
+            else:
+                changed = sorted(touched | gone)
+        raw = sql_facts.read(session, ws, None if full_sql else sorted(touched))
     low = {k: (datetime.fromisoformat(saved[f"events.{k}"]) if saved.get(f"events.{k}") else None) for k in upto}
-    appended = 0
-    with store.writing() as cur:
-        for name, table in tables.items():
-            cur.execute(f"DELETE FROM {name} WHERE workspace_id = ?", [ws])
-            cur.register("incoming_facts", table)
-            cur.execute(f"INSERT INTO {name} SELECT * FROM incoming_facts")
-            cur.unregister("incoming_facts")
+    # Only this package writes the facts tables, one refresh at a time (the worker's lock): the work runs in
+    # its own DuckDB transaction without the store's write lock, so the event writers and the stitcher never
+    # wait for it, and counts read the previous state until it commits.
+    with store.writing(lock=False) as cur:
+        sql_facts.load(cur, ws, raw, changed)
+        persons = int(cur.execute("SELECT count(*) FROM facts_persons WHERE workspace_id = ?", [ws]).fetchall()[0][0])
         if needs_full:
             cur.execute("DELETE FROM facts_events WHERE workspace_id = ?", [ws])
             low = dict.fromkeys(upto)
@@ -346,48 +291,65 @@ def refresh(
                 [ws],
             )
             cur.unregister("repoints")
+        parts = []
+        params: dict[str, Any] = {"ws": ws}
         for kind, sql, span in (("event", _EVENT_ROWS, _EVENT_SPAN), ("click", _CLICK_ROWS, _CLICK_SPAN)):
             high = upto[kind]
             if high is None:
                 continue
             start = low[kind] - OVERLAP if low[kind] is not None else datetime(1970, 1, 1)
-            params = {"ws": ws, "low": start, "high": high}
-            ts_low, ts_high = cur.execute(span, params).fetchone()
-            if ts_low is not None:
-                rows = sql if needs_full else f"SELECT * FROM ({sql}) r WHERE {_NOT_STORED}"
-                inserted = cur.execute(
-                    f"INSERT INTO facts_events {rows}", {**params, "ts_low": ts_low, "ts_high": ts_high}
-                ).fetchone()
-                appended += int(inserted[0]) if inserted else 0
+            window = {"low": start, "high": high}
+            ts_low, ts_high = cur.execute(span, {"ws": ws, **window}).fetchall()[0]
             low[kind] = high if low[kind] is None else max(low[kind], high)
+            if ts_low is None:
+                continue
+            names = {k: f"{k}_{kind}" for k in ("low", "high", "ts_low", "ts_high")}
+            text = sql
+            for k, name in names.items():
+                text = text.replace(f"${k}", f"${name}")
+            parts.append(text)
+            params.update(
+                {names["low"]: start, names["high"]: high, names["ts_low"]: ts_low, names["ts_high"]: ts_high}
+            )
+        if parts:
+            rows = " UNION ALL ".join(parts)
+            if needs_full:  # sorted by event and time: a condition reads only its event's row groups, in its window
+                statement = f"INSERT INTO facts_events SELECT * FROM ({rows}) ORDER BY event, ts"
+            else:
+                span_all = (
+                    min(v for k, v in params.items() if k.startswith("ts_low")),
+                    max(v for k, v in params.items() if k.startswith("ts_high")),
+                )
+                params.update({"ts_min": span_all[0], "ts_max": span_all[1]})
+                statement = f"INSERT INTO facts_events SELECT * FROM ({rows}) r WHERE {_NOT_STORED}"
+            inserted = cur.execute(statement, params).fetchall()
+            appended = int(inserted[0][0]) if inserted else 0
+        else:
+            appended = 0
+        stamp = now.replace(tzinfo=UTC).isoformat()
         values = {
-            "refreshed_at": now.replace(tzinfo=UTC).isoformat(),
+            "refreshed_at": stamp,
+            "sql_at": stamp,
+            "persons": str(persons),
             "merges": str(top),
+            **{f"sql.{k}": str(v) for k, v in sql_marks.items()},
             **{f"events.{k}": v.isoformat() for k, v in low.items() if v is not None},
         }
         if needs_full:
-            values["events_full_at"] = now.replace(tzinfo=UTC).isoformat()
+            values["events_full_at"] = stamp
+        if full_sql:
+            values["sql_full_at"] = stamp
         for name, value in values.items():
             cur.execute("DELETE FROM facts_state WHERE workspace_id = ? AND name = ?", [ws, name])
             cur.execute("INSERT INTO facts_state VALUES (?, ?, ?)", [ws, name, value])
     return Refreshed(
-        persons=tables["facts_persons"].num_rows,
+        persons=persons,
         events="full" if needs_full else "incremental",
         appended=appended,
         repointed=len(repoints),
         at=now.replace(tzinfo=UTC),
+        sql="full" if full_sql else f"{len(changed or [])} changed",
     )
-
-
-def replace_tag_rows(cur: Any, workspace_id: int, tag_id: int, rows: pa.Table) -> None:
-    """Inside `store.writing()`: the tag's facts_tags rows become `rows` (super_id, value)."""
-    cur.execute("DELETE FROM facts_tags WHERE workspace_id = ? AND tag_id = ?", [workspace_id, tag_id])
-    if rows.num_rows:
-        cur.register("incoming_tag_rows", rows)
-        cur.execute(
-            "INSERT INTO facts_tags SELECT ?, super_id, ?, value FROM incoming_tag_rows", [workspace_id, tag_id]
-        )
-        cur.unregister("incoming_tag_rows")
 
 
 def forget_person(store: EventStore, workspace_id: int, super_ids: Iterable[int]) -> None:

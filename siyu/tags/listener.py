@@ -5,7 +5,10 @@
 * persons_merged: the absorbed person's tags move to the survivor (a tag both hold keeps the
   survivor's value; the move is recorded as 'gained', cause 'merge'); its segment memberships end,
   the next computation puts the survivor where it belongs.
-* person_split: nothing at once: both persons are recomputed on the next run.
+* person_split: both persons are recomputed on the next run.
+
+Every change is also reported to the worker (`changed`), so the next refresh of the per-person facts
+reads again only the persons that changed.
 * person_erased: every tag, tag history row, segment membership (current, past and in snapshots)
   and per-person fact of the person's family is deleted.
 """
@@ -41,9 +44,15 @@ def behaviour_name(e: StitchedEvent) -> str | None:
 
 
 class TagListener:
-    def __init__(self, notify: Callable[[Mapping[int, set[int]]], None], forget: Callable[[int, list[int]], None]):
+    def __init__(
+        self,
+        notify: Callable[[Mapping[int, set[int]]], None],
+        forget: Callable[[int, list[int]], None],
+        changed: Callable[..., None],
+    ):
         self.notify = notify  # the worker's queue of persons to decide
         self.forget = forget  # drop erased persons from the facts
+        self.changed = changed  # persons whose facts must be read again, or dropped, at the next refresh
         self._names: dict[int, tuple[int, frozenset[str]]] = {}
 
     def _streamed(self, session: Session, workspace_id: int) -> frozenset[str]:
@@ -64,19 +73,24 @@ class TagListener:
 
     def events_stitched(self, session: Session, events: Sequence[StitchedEvent]) -> None:
         touched: dict[int, set[int]] = defaultdict(set)
+        people: dict[int, set[int]] = defaultdict(set)
         for e in events:
             if e.super_id is None:
                 continue
+            people[e.workspace_id].add(e.super_id)  # their traits or identifiers may have changed
             name = behaviour_name(e)
             if name is None:
                 continue
             names = self._streamed(session, e.workspace_id)
             if names and (name in names or ANY_EVENT in names):
                 touched[e.workspace_id].add(e.super_id)
+        for ws, ids in people.items():
+            self.changed(ws, touched=ids)
         if touched:
             after_commit(session, lambda: self.notify(dict(touched)))
 
     def persons_merged(self, session: Session, workspace_id: int, survivor: int, absorbed: int) -> None:
+        self.changed(workspace_id, touched=[survivor], gone=[absorbed])
         held = set(
             session.scalars(
                 select(TagAssignment.tag_id).where(
@@ -106,7 +120,7 @@ class TagListener:
         )
 
     def person_split(self, session: Session, workspace_id: int, kept: int, restored: int) -> None:
-        return None
+        self.changed(workspace_id, touched=[kept, restored])
 
     def person_erased(self, session: Session, workspace_id: int, super_id: int) -> None:
         members = family(session, super_id)
@@ -116,4 +130,5 @@ class TagListener:
                 .where(model.workspace_id == workspace_id, model.super_id.in_(members))
                 .execution_options(synchronize_session=False)
             )
+        self.changed(workspace_id, gone=members)
         after_commit(session, lambda: self.forget(workspace_id, members))

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,8 +76,10 @@ class TagWorker:
         self.first_run = first_run_seconds
         self.stream_seconds = stream_seconds
         self.lock = threading.RLock()  # one computation at a time
-        self.listener = TagListener(self.notify, self.forget)
+        self.listener = TagListener(self.notify, self.forget, self.changed)
         self.last: dict[int, RunReport] = {}
+        self._known: dict[int, facts.Known] = {}  # who changed since each workspace's last refresh
+        self._copied: set[int] = set()  # workspaces whose SQL facts this process has copied whole
         self._pending: dict[int, set[int]] = defaultdict(set)
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
@@ -103,6 +105,34 @@ class TagWorker:
                 results += compute.stream(self.db, self.store, ws, ids)
         return results
 
+    def changed(self, workspace_id: int, touched: Iterable[int] = (), gone: Iterable[int] = ()) -> None:
+        """The listener saw these persons change (traits, identifiers) or go (merged away, erased)."""
+        with self._pending_lock:
+            known = self._known.setdefault(workspace_id, facts.Known())
+            known.touched.update(touched)
+            known.gone.update(gone)
+
+    def refresh_facts(self, workspace_id: int, full_events: bool = False) -> facts.Refreshed:
+        """Bring the workspace's facts up to date, reading again only who changed once this process has
+        copied the SQL side whole (it has seen every change since)."""
+        with self.lock:
+            with self._pending_lock:
+                known = self._known.pop(workspace_id, facts.Known())
+            try:
+                refreshed = facts.refresh(
+                    self.db,
+                    self.store,
+                    workspace_id,
+                    full_events=full_events,
+                    known=known if workspace_id in self._copied else None,
+                )
+            except BaseException:
+                self.changed(workspace_id, known.touched, known.gone)
+                raise
+            if refreshed.sql == "full":
+                self._copied.add(workspace_id)
+            return refreshed
+
     def forget(self, workspace_id: int, super_ids: list[int]) -> None:
         with self.lock:
             try:
@@ -124,13 +154,27 @@ class TagWorker:
         with self.lock:
             for ws in ids:
                 started = time.perf_counter()
-                refreshed = facts.refresh(self.db, self.store, ws, full_events=full_events)
+                refreshed = self.refresh_facts(ws, full_events=full_events)
                 tags = compute.compute_tags(self.db, self.store, ws, cause=cause, now=refreshed.at)
                 segments = recompute_segments(self.db, self.store, ws, now=refreshed.at)
                 report = RunReport(ws, refreshed, tags, segments, time.perf_counter() - started, cause)
                 self.last[ws] = report
                 reports.append(report)
         return reports
+
+    def recompute_segments(
+        self, workspace_id: int, segment_ids: list[int], refresh: bool = False, wait: float = 5.0
+    ) -> list[Any] | None:
+        """Recompute some segments now (after refreshing the facts, if asked); None when a run is under
+        way and does not end within `wait` seconds: the segments are computed with it, or the next."""
+        if not self.lock.acquire(timeout=wait):
+            return None
+        try:
+            if refresh:
+                self.refresh_facts(workspace_id)
+            return recompute_segments(self.db, self.store, workspace_id, segment_ids)
+        finally:
+            self.lock.release()
 
     # -- the thread -----------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.errors import FieldError, InvalidInput, NotFound
+from siyu.i18n import register
 from siyu.segments.service import names_of
 from siyu.value import rfm
 from siyu.value.models import (
@@ -32,6 +33,7 @@ from siyu.value.share import share_link_of
 from siyu.value.tags import CHURN_RISK, PREDICTED_VALUE, PURCHASE_INTENT
 
 MAX_LIMIT = 200
+register({"error.value_product_empty": ("请选择商品", "must not be empty")})
 MAX_TREE_NODES = 500
 SORTS = {
     "value_score": ValuePerson.value_score.desc(),
@@ -67,6 +69,13 @@ def page(limit: object, offset: object) -> tuple[int, int]:
     if errors:
         raise InvalidInput(errors)
     return limit, offset  # type: ignore[return-value]
+
+
+def _text(field: str, value: str | None) -> str | None:
+    """A product or category name from a query: refused when it holds NUL (PostgreSQL cannot take it)."""
+    if value is not None and (not isinstance(value, str) or "\x00" in value or len(value) > 200):
+        raise InvalidInput(field, "must be text of at most 200 characters", code="text_max_length", params={"max": 200})
+    return value
 
 
 def _one_of(field: str, value: object, allowed: tuple[str, ...]) -> str:
@@ -313,6 +322,7 @@ def repurchase_due(
     """People due (待复购) or overdue (已逾期) to rebuy a category, soonest expected date first."""
     limit, offset = page(limit, offset)
     _one_of("status", status, DUE_STATUSES)
+    _text("category", category)
     where = [ValueRepurchase.workspace_id == workspace_id, ValueRepurchase.status == status]
     if category:
         where.append(ValueRepurchase.category == category)
@@ -361,6 +371,7 @@ def rules(
 ) -> dict[str, Any]:
     """Association rules, best lift first; with `product`, those with it on the left side."""
     limit, offset = page(limit, offset)
+    _text("product", product)
     where = [ValueRule.workspace_id == workspace_id]
     if product:
         where.append(or_(ValueRule.first == product, ValueRule.second == product))
@@ -417,6 +428,7 @@ def bought_together(session: Session, workspace_id: int, product: str, limit: in
     limit, _ = page(limit, 0)
     if not isinstance(product, str) or not product.strip():
         raise InvalidInput("product", "must not be empty", code="value_product_empty")
+    _text("product", product)
     known = _products(session, workspace_id, {product})
     if product not in known:
         raise NotFound(f"product {product[:100]}")

@@ -123,6 +123,10 @@ register(
             "Recomputed: {joined} joined, {left} left",
         ),
         "segment.snapshot": ("保存快照", "Save a snapshot"),
+        "segment.busy": (
+            "数据正在更新，人群会随这次更新一起重新计算",
+            "The data is being updated; the segment is recomputed with it",
+        ),
         "segment.snapshot_hint": (
             "快照会固定当前成员（静态人群），之后不随数据变化。",
             "A snapshot freezes today's members (a static segment).",
@@ -330,8 +334,7 @@ async def create_segment(request: Request, viewer: Viewer) -> Response:
     def run() -> int:
         with rt.db.session() as session:
             seg_id = segments.create_segment(session, viewer.workspace.id, values, viewer.user.email).id
-        with rt.tags.lock:
-            segments.recompute_segments(rt.db, rt.store, viewer.workspace.id, [seg_id])
+        rt.tags.recompute_segments(viewer.workspace.id, [seg_id])
         return seg_id
 
     try:
@@ -374,8 +377,7 @@ async def save_segment(request: Request, viewer: Viewer) -> Response:
     def run() -> None:
         with rt.db.session() as session:
             segments.update_segment(session, viewer.workspace.id, segment_id, values, viewer.user.email)
-        with rt.tags.lock:
-            segments.recompute_segments(rt.db, rt.store, viewer.workspace.id, [segment_id])
+        rt.tags.recompute_segments(viewer.workspace.id, [segment_id])
 
     try:
         await anyio.to_thread.run_sync(run)
@@ -469,6 +471,8 @@ async def segment_page(request: Request, viewer: Viewer) -> Response:
         notice = viewer.t("segment.recomputed", joined=q.get("joined"), left=q.get("left", "0"))
     elif q.get("snapshot") is not None:
         notice = viewer.t("segment.snapshot_done", n=q.get("snapshot"))
+    elif q.get("busy"):
+        notice = viewer.t("segment.busy")
     total = data["members"]["total"]
     base = f"/console/segments/{segment_id}"
     return render(
@@ -489,17 +493,18 @@ async def recompute(request: Request, viewer: Viewer) -> Response:
     segment_id = request.path_params["segment_id"]
     rt = runtime_of(request)
 
-    def run() -> segments.SegmentResult:
+    def run() -> segments.SegmentResult | None:
         with rt.db.session() as session:
             segments.get_segment(session, viewer.workspace.id, segment_id)
-        with rt.tags.lock:
-            facts.refresh(rt.db, rt.store, viewer.workspace.id)
-            return segments.recompute_segments(rt.db, rt.store, viewer.workspace.id, [segment_id])[0]
+        done = rt.tags.recompute_segments(viewer.workspace.id, [segment_id], refresh=True)
+        return done[0] if done else None
 
     try:
         result = await anyio.to_thread.run_sync(run)
     except NotFound:
         return render(request, "error.html", viewer, 404, message=viewer.t("segment.not_found"))
+    if result is None:  # a scheduled run is under way: it recomputes the segment too
+        return RedirectResponse(f"/console/segments/{segment_id}?busy=1", status_code=303)
     return RedirectResponse(
         f"/console/segments/{segment_id}?joined={result.joined}&left={result.left}", status_code=303
     )
