@@ -4,8 +4,8 @@ A small coffee brand's private domain, through the real pipeline: members and or
 from CSV (siyu.imports), each member's browser identifies itself on the website (the tracking
 ingester, with the short-link visitor cookie in `context.externalIds`), their short-link visits go
 through `decide()` and the click enrichment like live ones, One ID stitches it all, and then a few
-tag and segment definitions are computed. The churn-risk model tag gets values from a stand-in
-heuristic (days since the last order), written through `set_model_tag_values` as a model would.
+tag and segment definitions are computed. Model tags (churn risk, predicted value, …) come from the
+customer-value demo that runs next (siyu.value.demo), through `set_model_tag_values`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from siyu.links import decide as d
 from siyu.links.models import ShortLink
 from siyu.segments import service as segments
 from siyu.sources import service as sources
-from siyu.tags import compute, definitions
+from siyu.tags import definitions
 from siyu.useragent import detect_platform, device_class, os_family
 from siyu.workspaces.models import Workspace
 
@@ -108,18 +108,6 @@ TAGS: list[dict[str, Any]] = [
             ]
         },
     },
-    {
-        "code": "churn_risk",
-        "name": "流失风险",
-        "name_en": "Churn risk",
-        "kind": "model",
-        "description": "由客户价值模型写入（演示数据：按距上次下单天数估算）",
-        "values": [
-            {"code": "high", "name": "高", "name_en": "High"},
-            {"code": "medium", "name": "中", "name_en": "Medium"},
-            {"code": "low", "name": "低", "name_en": "Low"},
-        ],
-    },
 ]
 SEGMENTS: list[dict[str, Any]] = [
     {
@@ -134,9 +122,14 @@ SEGMENTS: list[dict[str, Any]] = [
         },
     },
     {
-        "name": "高价值沉睡客户",
-        "description": "消费高但近 30 天没有来访：召回重点",
-        "rule": {"and": [{"type": "tag", "tag": "high_spender"}, {"type": "tag", "tag": "dormant"}]},
+        "name": "高消费但近 30 天未下单",
+        "description": "近半年消费满 300 元，最近 30 天却没有下单：召回重点",
+        "rule": {
+            "and": [
+                {"type": "tag", "tag": "high_spender"},
+                {"not": {"type": "event", "event": "Order Completed", "within_days": 30}},
+            ]
+        },
     },
     {
         "name": "复购会员（可投放广告）",
@@ -299,19 +292,9 @@ def _clicks(
     return enrich(clicks, privacy)
 
 
-def _churn(rng: random.Random, members: list[dict[str, Any]]) -> dict[str, str]:
-    """member_id -> churn risk: a stand-in for the CLV model's P(alive), from how active they are."""
-    out = {}
-    for m in members:
-        a = m["active"] + rng.uniform(-0.1, 0.1)
-        out[m["member_id"]] = "high" if a < 0.3 else "medium" if a < 0.6 else "low"
-    return out
-
-
 def generate_customers(settings: Settings, db: Database, people: int = 120, seed: int = 11) -> dict[str, int]:
     """Import demo members and orders, their visits and clicks, stitch them, define and compute demo tags
     and segments. Needs the event store to itself (runs before the server starts). Returns counts."""
-    from siyu.identity.service import lookup
     from siyu.runtime import Runtime
 
     rng = random.Random(seed)
@@ -355,10 +338,6 @@ def generate_customers(settings: Settings, db: Database, people: int = 120, seed
                 definitions.create_tag(session, ws, raw, actor="demo")
             for raw in SEGMENTS:
                 segments.create_segment(session, ws, raw, actor="demo")
-        with rt.db.session() as session:
-            risk = _churn(rng, members)
-            by_person = {lookup(session, ws, "member_id", mid): value for mid, value in risk.items()}
-            compute.set_model_tag_values(session, ws, "churn_risk", {k: v for k, v in by_person.items() if k})
         report = rt.tags.recompute(ws, full_events=True, cause="manual")[0]
         return {"people": people, "tags": len(report.tags), "segments": len(report.segments)}
     finally:

@@ -73,7 +73,7 @@ def test_tracked_events_and_clicks_become_tags_and_segment_counts(client, runtim
     listed = {t["code"]: t for t in client.get("/api/v1/tags", headers=auth).json()["tags"]}
     assert listed["city"]["coverage"] == 1.0 and listed["repeat_buyer"]["coverage"] == round(1 / 3, 4)
     detail = client.get("/api/v1/tags/city", headers=auth).json()
-    assert detail["values"] == [{"value": "上海", "count": 2}, {"value": "北京", "count": 1}]
+    assert detail["value_counts"] == [{"value": "上海", "count": 2}, {"value": "北京", "count": 1}]
 
     rule = {
         "and": [

@@ -112,7 +112,7 @@ def show(code: str = typer.Argument(..., help="tag code"), workspace: str = Work
     spec = data.get("trait") or data.get("rule") or data.get("values")
     typer.echo(f"  definition: {json.dumps(spec, ensure_ascii=False)}")
     typer.echo(f"  holders: {data['member_count']}, computed {data['computed_at'] or 'never'}")
-    for v in data["values"]:
+    for v in data["value_counts"]:
         typer.echo(f"    {v['value']!s:<20} {v['count']:>9}")
     for c in data["recent_changes"]:
         typer.echo(f"  {str(c['at'])[:19]}  {c['change']:<8} {c['super_id']:>8} {c['value'] or ''}  ({c['cause']})")

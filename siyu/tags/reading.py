@@ -81,7 +81,7 @@ def tag_detail(session: Session, workspace_id: int, code: object, persons: int |
     return {
         **tag_dict(tag, persons),
         "versions": versions(session, tag),
-        "values": value_counts(session, tag) if tag.kind != "rule" else [],
+        "value_counts": value_counts(session, tag) if tag.kind != "rule" else [],
         "recent_changes": _history_items(session, recent, {tag.id: tag}),
     }
 

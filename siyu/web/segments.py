@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from siyu.consent.purposes import list_purposes
 from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.errors_i18n import error_text
 from siyu.i18n import register, t
@@ -27,6 +28,7 @@ from siyu.segments import service as segments
 from siyu.tags.definitions import list_tags
 from siyu.web.context import Viewer, page, render, runtime_of
 from siyu.web.formatting import fmt_datetime
+from siyu.web.profiles import id_type_label
 
 register(
     {
@@ -170,7 +172,8 @@ LIST_PAGE = 50
 
 
 def describe(rule: Any, locale: str, tag_names: dict[str, str] | None = None, depth: int = 0) -> str:
-    """A stored rule tree in words ('城市 等于 上海 且 近 90 天 Order Completed 至少 2 次')."""
+    """A stored rule tree in words ('城市 等于 上海 且 近 90 天 Order Completed 至少 2 次'); `tag_names` maps
+    tag codes (and 'purpose:<code>') to what people call them (see `rule_names`)."""
     tag_names = tag_names or {}
     if not isinstance(rule, dict) or depth > rules.MAX_DEPTH:
         return "…"
@@ -195,9 +198,10 @@ def describe(rule: Any, locale: str, tag_names: dict[str, str] | None = None, de
             return f"有标签「{name}」" if locale == "zh-CN" else f"has tag “{name}”"
         return f"「{name}」{t(OP_WORDS.get(op, ''), locale)} {shown}" if locale == "zh-CN" else f"“{name}” {op} {shown}"
     if kind == "identifier":
-        return f"{t('b.has_identifier', locale)} {rule.get('id_type')}"
+        return f"{t('b.has_identifier', locale)} {id_type_label(str(rule.get('id_type')), locale)}"
     if kind == "consent":
-        return f"{t('b.has_consent', locale)} {rule.get('purpose')}"
+        purpose = str(rule.get("purpose"))
+        return f"{t('b.has_consent', locale)} {tag_names.get('purpose:' + purpose, purpose)}"
     if kind == "event":
         event = t("b.event_any", locale) if rule.get("event") == rules.ANY_EVENT else str(rule.get("event"))
         where = [v for v in (rule.get("link"), rule.get("link_tag")) if v]
@@ -215,6 +219,14 @@ def describe(rule: Any, locale: str, tag_names: dict[str, str] | None = None, de
             else (f"{event} {word} {count} times {window}".strip())
         )
     return "…"
+
+
+def rule_names(session: Any, workspace_id: int, locale: str) -> dict[str, str]:
+    """Tag codes and 'purpose:<code>' -> their names in `locale`, for `describe`."""
+    zh = locale == "zh-CN"
+    names = {tag.code: tag.name if zh else tag.name_en for tag in list_tags(session, workspace_id)}
+    names.update({f"purpose:{p.code}": p.label(locale) for p in list_purposes(session, workspace_id)})
+    return names
 
 
 def builder_labels(locale: str) -> dict[str, str]:
@@ -255,7 +267,7 @@ def _overview(request: Request, viewer: Viewer) -> dict[str, Any]:
     persons = segments.persons_count(rt.store, ws)
     with rt.db.session() as session:
         rows = [segments.segment_dict(s, persons) for s in segments.list_segments(session, ws)]
-        names = {tag.code: tag.name if viewer.locale == "zh-CN" else tag.name_en for tag in list_tags(session, ws)}
+        names = rule_names(session, ws, viewer.locale)
     for row in rows:
         row["sentence"] = describe(row["rule"], viewer.locale, names)
     return {"rows": rows, "persons": persons, "refreshed_at": facts.refreshed_at(rt.store, ws)}
@@ -438,7 +450,7 @@ def _detail(request: Request, viewer: Viewer, segment_id: int, page_no: int) -> 
     persons = segments.persons_count(rt.store, ws)
     with rt.db.session() as session:
         seg = segments.get_segment(session, ws, segment_id)
-        names = {tag.code: tag.name if viewer.locale == "zh-CN" else tag.name_en for tag in list_tags(session, ws)}
+        names = rule_names(session, ws, viewer.locale)
         data = segments.segment_dict(seg, persons)
         return {
             "seg": data,

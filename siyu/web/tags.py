@@ -20,7 +20,7 @@ from siyu.segments import facts
 from siyu.segments.service import persons_count
 from siyu.tags import definitions, reading
 from siyu.web.context import Viewer, page, render, runtime_of
-from siyu.web.segments import builder_context, describe, rule_errors
+from siyu.web.segments import builder_context, describe, rule_errors, rule_names
 
 register(
     {
@@ -109,15 +109,11 @@ def _overview(request: Request, viewer: Viewer) -> dict[str, Any]:
     persons = persons_count(rt.store, ws)
     with rt.db.session() as session:
         tags = definitions.list_tags(session, ws)
-        names = {t.code: _name(t, viewer.locale) for t in tags}
+        names = rule_names(session, ws, viewer.locale)
         rows = [definitions.tag_dict(t, persons) for t in tags]
     for row in rows:
         row["sentence"] = _definition_text(row, viewer.locale, names)
     return {"rows": rows, "persons": persons, "refreshed_at": facts.refreshed_at(rt.store, ws)}
-
-
-def _name(tag: Any, locale: str) -> str:
-    return tag.name if locale == "zh-CN" else tag.name_en
 
 
 def _definition_text(row: dict[str, Any], locale: str, names: dict[str, str]) -> str:
@@ -330,10 +326,13 @@ async def tag_page(request: Request, viewer: Viewer) -> Response:
         with rt.db.session() as session:
             detail = reading.tag_detail(session, ws, code, persons)
             tag = definitions.get_tag(session, ws, code)
-            names = {t.code: _name(t, viewer.locale) for t in definitions.list_tags(session, ws)}
+            names = rule_names(session, ws, viewer.locale)
             holders = reading.members(session, ws, code, 50, 0)
-            labels = {v["value"]: reading.value_label(tag, v["value"], viewer.locale) for v in detail["values"]}
+            labels = {v["value"]: reading.value_label(tag, v["value"], viewer.locale) for v in detail["value_counts"]}
         detail["sentence"] = _definition_text(detail, viewer.locale, names)
+        for version in detail["versions"]:
+            spec = {"trait": None, "rule": None, "values": None, **version["spec"]}
+            version["sentence"] = _definition_text({"kind": detail["kind"], **spec}, viewer.locale, names)
         return {"tag": detail, "holders": holders, "labels": labels, "persons": persons}
 
     try:
