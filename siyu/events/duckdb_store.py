@@ -38,6 +38,9 @@ _DUCK_TYPES = {
 BUCKETS = {"hour": "hour", "day": "day", "week": "week", "month": "month"}
 
 
+CHECKPOINT_THRESHOLD = "128MB"
+
+
 class StoreLocked(RuntimeError):
     """Another process (usually the running server) holds the event store."""
 
@@ -55,6 +58,10 @@ class DuckDBEventStore(EventPersonsStore):  # + event_persons, kept by the ident
             ) from exc
         self._write_lock = threading.Lock()
         if not read_only:
+            # DuckDB checkpoints the WAL into the file every 16 MB by default; with clicks appended
+            # every half second that rewrote the open row groups over and over: measured 8.7 µs of
+            # writer CPU per click, 4.8 µs at 64 MB and above. 128 MB keeps crash replay short.
+            self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             self._create()
 
     def _create(self) -> None:

@@ -24,16 +24,19 @@ from siyu.segments import facts, rules
 from siyu.segments.rules import TagInfo, Vocabulary
 from siyu.tags.models import TagDefinition
 
-TRAIT_TTL = 30.0
-_traits: dict[int, tuple[float, frozenset[str]]] = {}
+TRAIT_TTL = 5.0
+# (database URL, workspace id) -> (expires, names): one process may serve several databases (tests,
+# tools), whose workspaces share ids.
+_traits: dict[tuple[str, int], tuple[float, frozenset[str]]] = {}
 _lock = threading.Lock()
 
 
 def trait_names(session: Session, workspace_id: int, fresh: bool = False) -> frozenset[str]:
     """Every trait key a person of the workspace has, or a strategy names (cached for TRAIT_TTL seconds)."""
     now = time.monotonic()
+    key = (str(session.get_bind().url), workspace_id)
     with _lock:
-        hit = _traits.get(workspace_id)
+        hit = _traits.get(key)
     if hit is not None and hit[0] > now and not fresh:
         return hit[1]
     names = set(session.scalars(select(ProfileTrait.key).where(ProfileTrait.workspace_id == workspace_id).distinct()))
@@ -42,7 +45,7 @@ def trait_names(session: Session, workspace_id: int, fresh: bool = False) -> fro
     )
     found = frozenset(names)
     with _lock:
-        _traits[workspace_id] = (now + TRAIT_TTL, found)
+        _traits[key] = (now + TRAIT_TTL, found)
     return found
 
 
