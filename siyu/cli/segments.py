@@ -12,8 +12,9 @@ from pathlib import Path
 import typer
 
 from siyu.cli import common
+from siyu.cli import tags as tags_cli
 from siyu.cli.common import fail, friendly_errors
-from siyu.cli.tags import actor, echo_json, json_arg, owned_runtime, print_report
+from siyu.cli.tags import actor, echo_json, json_arg, owned_runtime
 
 app = typer.Typer(help="Segments (人群) and audience exports (人群包).", no_args_is_help=True)
 WorkspaceOpt = typer.Option(None, "--workspace", "-w", help="workspace slug (default: the first one)")
@@ -136,22 +137,8 @@ def count(rule: str = RuleOpt, workspace: str = WorkspaceOpt, as_json: bool = Js
         typer.echo(f"{data['count']} of {data['persons']} people")
 
 
-@app.command("recompute")
-def recompute(
-    full: bool = typer.Option(False, "--full", help="rebuild the behaviour facts from every event"),
-    workspace: str = WorkspaceOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Refresh the facts, compute every tag and segment now (stop the server first)."""
-    with friendly_errors(), owned_runtime() as rt:
-        rt.stitch_now()
-        with rt.db.session() as session:
-            ws = common.workspace_id(session, workspace)
-        report = rt.tags.recompute(ws, full_events=full, cause="manual")[0].as_dict()
-    if as_json:
-        echo_json(report)
-    else:
-        print_report(report)
+# One computation refreshes the facts, the tags and the segments: the same command in both groups.
+app.command("recompute")(tags_cli.recompute)
 
 
 @app.command("members")
