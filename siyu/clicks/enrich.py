@@ -1,7 +1,8 @@
 """Turn a batch of raw clicks into an Arrow table in the event store's shape.
 
-This runs in the writer thread of the serving process and holds the GIL while it works, so every
-microsecond here is taken from the redirect's event loop. It is therefore columnar: the batch is
+It runs in the enricher child process under `siyu serve` (see `siyu.clicks.enricher`), and in the
+writer thread of the serving process otherwise (tests, CLI, or while the child restarts), where it
+holds the GIL and every microsecond is taken from the redirect's event loop. It is columnar: the batch is
 transposed once (``zip(*batch)``), the costly derivations (user-agent parsing, geo, IP privacy,
 referrer and UTM parsing) run once per *distinct* value in the batch — traffic repeats the same
 few hundred user agents, IPs and query strings — and click ids and timestamps are built in bulk.

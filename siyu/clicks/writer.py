@@ -1,15 +1,17 @@
 """The in-process click queue and its writer thread.
 
 The redirect calls `ClickQueue.put` (a deque append: no lock, no I/O). A daemon thread wakes every
-`flush_seconds`, takes everything queued, enriches it and bulk-appends one Arrow table to the
-event store. `stop()` drains the queue, so a graceful shutdown loses no click; on a hard kill
+`flush_seconds`, takes everything queued, has it enriched (in the child process of
+`siyu.clicks.enricher` under `siyu serve`, else in this thread) and bulk-appends one Arrow table to
+the event store. `stop()` drains the queue, so a graceful shutdown loses no click; on a hard kill
 (SIGKILL, power loss) the clicks of the last flush interval that were still queued are lost.
 The queue/thread/spill mechanism is the generic `siyu.events.queue.BatchQueue`, shared with the
 tracking API's events.
 
 The writer shares the serving process (and its GIL) with the redirect's event loop, so it is built
-to stay out of the loop's way: enrichment is columnar (see `siyu.clicks.enrich`), and on first start
-the interpreter is tuned for that sharing (see `prepare_serving_process`).
+to stay out of the loop's way: enrichment leaves the process when it can and is columnar either way
+(see `siyu.clicks.enrich`), and on first start the interpreter is tuned for that sharing (see
+`prepare_serving_process`).
 """
 
 from __future__ import annotations
