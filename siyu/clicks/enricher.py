@@ -4,9 +4,9 @@ Enrichment (user-agent parsing, offline geo lookup, IP privacy, referrer and UTM
 Python work. In the writer thread of the serving process it competes for the GIL with the
 redirect's event loop: measured under wrk, the writer held the GIL for ~14 µs per click with the
 benchmark's few repeated IPs, and a distinct IP per visitor — real traffic — costs ~45 µs per
-click (geo + privacy), more than the whole redirect. Here the writer thread only pickles the raw
-batch (~0.5 µs a click, C code) and blocks on a pipe, which releases the GIL; the child enriches
-and returns an Arrow IPC stream, which the parent reads without copying and appends to DuckDB (the
+click (geo + privacy), more than the whole redirect. Here the writer thread only marshals the raw
+batch (~0.35 µs a click, in chunks, C code) and blocks on a pipe, which releases the GIL; the child
+enriches and returns an Arrow IPC stream, which the parent reads without copying and appends to DuckDB (the
 only writer of the store stays the serving process).
 
 The child is `python -m siyu.clicks.enricher`, speaking length-prefixed frames over its stdin and
@@ -17,6 +17,7 @@ click is lost) and the child is restarted for the next batch.
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import pickle
 import select
@@ -35,6 +36,7 @@ from siyu.clicks.record import RawClick
 log = logging.getLogger("siyu.clicks")
 _HEADER = struct.Struct("!Q")
 REPLY_TIMEOUT = 60.0  # seconds for one batch; a first batch also pays the child's cold caches
+CHUNK_ROWS = 2_000  # raw clicks per marshal call (~0.7 ms of the parent's GIL each)
 RESTART_BACKOFF = 5.0  # seconds without retrying a child that failed to start or crashed
 
 
@@ -98,12 +100,13 @@ class EnricherProcess:
     def enrich(self, batch: Sequence[RawClick], privacy: PrivacyLookup) -> pa.Table:
         proc = self._ensure()
         workspaces = {click[2] for click in batch}  # RawClick.workspace_id
-        payload = pickle.dumps(
-            ([tuple(c) for c in batch], {ws: privacy(ws) for ws in workspaces}), protocol=pickle.HIGHEST_PROTOCOL
-        )
+        chunks = range(0, len(batch), CHUNK_ROWS)
+        header = pickle.dumps((len(chunks), {ws: privacy(ws) for ws in workspaces}), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             assert proc.stdin is not None and proc.stdout is not None
-            _write_frame(proc.stdin, payload)
+            _write_frame(proc.stdin, header)
+            for start in chunks:
+                _write_frame(proc.stdin, _encode_rows(batch[start : start + CHUNK_ROWS]))
             ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
             if not ready:
                 raise TimeoutError(f"no reply within {self.timeout:.0f} s")
@@ -138,19 +141,34 @@ class EnricherProcess:
             proc.wait(timeout=5)
 
 
+def _encode_rows(rows: Sequence[RawClick]) -> bytes:
+    """One chunk of raw clicks for the pipe. marshal, in chunks of CHUNK_ROWS: each call holds the
+    parent's GIL, and one pickle of a whole backlog (~100 k clicks) stalled the event loop for
+    50-65 ms; marshal is ~2x faster than pickle on these tuples of atoms and keeps them tuples."""
+    try:
+        return marshal.dumps(list(rows))
+    except ValueError:  # RawClick instances (demo data, tests): marshal takes exact tuples only
+        return marshal.dumps([tuple(row) for row in rows])
+
+
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """The child's loop: a pickled (rows, privacy by workspace) in, 'T' + Arrow IPC stream out."""
+    """The child's loop: a pickled (chunk count, privacy by workspace) and that many marshalled
+    chunks of rows in; 'T' + Arrow IPC stream (or 'E' + error) out."""
     from siyu.geo import default_lookup
 
     default_lookup().warm()
     while True:
         try:
-            request = _read_frame(stdin)
+            header = _read_frame(stdin)
+            count, privacy = pickle.loads(header)
+            chunks = [_read_frame(stdin) for _ in range(count)]  # all of them: stay in step with the parent
         except EOFError:
             return
         try:
-            rows, privacy = pickle.loads(request)
-            table = enrich([RawClick(*row) for row in rows], privacy.__getitem__)
+            rows: list = []
+            for chunk in chunks:
+                rows.extend(marshal.loads(chunk))
+            table = enrich(rows, privacy.__getitem__)
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)

@@ -1,7 +1,9 @@
 """The raw click the redirect records: a plain tuple, cheap to build in the hot path.
 
-Everything expensive (user-agent parsing, geo, IP privacy, referrer parsing) happens later, in
-the writer thread, on whole batches.
+`RawClick` names the fields; the redirect itself queues plain tuples in this order (see
+`siyu.redirect.app`), because a plain tuple of atoms leaves the cyclic GC's bookkeeping at its
+first collection and a namedtuple never does. Everything downstream accepts either. Everything
+expensive (user-agent parsing, geo, IP privacy, referrer parsing) happens later, on whole batches.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class ClickQueue(BatchQueue[RawClick]):
         return table.num_rows
 
     def encode(self, item: RawClick) -> bytes:
-        return orjson.dumps(item._asdict())
+        return orjson.dumps(dict(zip(RawClick._fields, item, strict=True)))
 
     def decode(self, line: bytes) -> RawClick:
-        return RawClick(**orjson.loads(line))
+        return tuple(RawClick(**orjson.loads(line)))  # type: ignore[return-value]  # plain, like the redirect's
