@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from siyu.clicks.record import RawClick
 from siyu.events.store import CLICK_SCHEMA
 from siyu.geo import default_lookup, store_ip
-from siyu.useragent import is_bot, parse_user_agent
+from siyu.useragent import MAX_UA_LENGTH, is_bot, parse_user_agent
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
@@ -74,8 +74,20 @@ def timestamps(epoch_seconds: Sequence[float]) -> pa.Array:
     return total.cast(pa.timestamp("us"))
 
 
-def _grouped(keys: Iterable[Hashable], derive: Callable[[Any], tuple], types: Sequence[pa.DataType]) -> list[pa.Array]:
-    """Columns derived from ``keys``: ``derive`` runs once per distinct key, rows are gathered in C."""
+def _grouped(keys: Sequence[str], derive: Callable[[str], tuple], types: Sequence[pa.DataType]) -> list[pa.Array]:
+    """Columns derived from string ``keys``: ``derive`` runs once per distinct key; finding the
+    distinct keys and gathering the rows happens in Arrow (C++), not in a Python dict per click."""
+    encoded = pc.dictionary_encode(pa.array(keys, pa.string()))
+    rows = [derive(k) for k in encoded.dictionary.to_pylist()]
+    if not rows:
+        return [pa.nulls(len(keys), t) for t in types]
+    return [pc.take(pa.array(col, t), encoded.indices) for col, t in zip(zip(*rows, strict=True), types, strict=True)]
+
+
+def _grouped_pairs(
+    keys: Iterable[Hashable], derive: Callable[[Any], tuple], types: Sequence[pa.DataType]
+) -> list[pa.Array]:
+    """`_grouped` for composite keys (a Python dict finds the distinct ones)."""
     keys = list(keys)
     ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
     indices = pa.array(list(map(ids.__getitem__, keys)), pa.int32())
@@ -83,9 +95,16 @@ def _grouped(keys: Iterable[Hashable], derive: Callable[[Any], tuple], types: Se
     return [pc.take(pa.array(col, t), indices) for col, t in zip(zip(*rows, strict=True), types, strict=True)]
 
 
-def _user_agent_row(key: tuple[str, str]) -> tuple:
-    """user_agent, browser, browser_version, os, os_version, device_type, device_brand, device_model, is_bot."""
-    ua, method = key
+def _user_agent_row(ua: str) -> tuple:
+    """`_user_agent_row_memo`, except for oversized junk headers (kept out of the memo)."""
+    return _user_agent_row_memo(ua) if len(ua) <= MAX_UA_LENGTH else _user_agent_row_memo.__wrapped__(ua)
+
+
+@lru_cache(maxsize=16384)
+def _user_agent_row_memo(ua: str) -> tuple:
+    """user_agent, browser, browser_version, os, os_version, device_type, device_brand, device_model,
+    and whether the user agent is a bot's (a HEAD request is one whatever it says: see `enrich`).
+    Memoised across batches: traffic repeats a few hundred user agents for hours."""
     info = parse_user_agent(ua)
     return (
         ua[:1000],
@@ -96,7 +115,7 @@ def _user_agent_row(key: tuple[str, str]) -> tuple:
         info.device_type,
         info.device_brand,
         info.device_model,
-        is_bot(ua, method),
+        is_bot(ua, "GET"),
     )
 
 
@@ -169,15 +188,19 @@ def enrich(batch: Sequence[RawClick], privacy: PrivacyLookup) -> pa.Table:
         "click_id": pa.array(click_ids(len(batch)), pa.string()),
         "ts": timestamps(raw["ts"]),
     }
-    columns.update(
-        zip(
-            _UA_COLUMNS,
-            _grouped(zip(raw["user_agent"], raw["method"], strict=True), _user_agent_row, _types(*_UA_COLUMNS)),
-            strict=True,
-        )
-    )
-    ip_keys = zip(raw["ip"], raw["workspace_id"], strict=True)
-    columns.update(zip(_IP_COLUMNS, _grouped(ip_keys, _ip_row_factory(privacy), _types(*_IP_COLUMNS)), strict=True))
+    ua_columns = _grouped(raw["user_agent"], _user_agent_row, _types(*_UA_COLUMNS))
+    methods = pa.array(raw["method"], pa.string())
+    ua_columns[-1] = pc.or_(ua_columns[-1], pc.equal(pc.utf8_upper(methods), "HEAD"))  # is_bot(ua, method)
+    columns.update(zip(_UA_COLUMNS, ua_columns, strict=True))
+    ip_row = _ip_row_factory(privacy)
+    workspaces = set(raw["workspace_id"])
+    if len(workspaces) == 1:  # the usual batch: one workspace, so the IP alone is the key
+        (workspace_id,) = workspaces
+        ip_columns = _grouped(raw["ip"], lambda ip: ip_row((ip, workspace_id)), _types(*_IP_COLUMNS))
+    else:
+        ip_keys = zip(raw["ip"], raw["workspace_id"], strict=True)
+        ip_columns = _grouped_pairs(ip_keys, ip_row, _types(*_IP_COLUMNS))
+    columns.update(zip(_IP_COLUMNS, ip_columns, strict=True))
     columns.update(
         zip(_REFERRER_COLUMNS, _grouped(raw["referrer"], _referrer_row, _types(*_REFERRER_COLUMNS)), strict=True)
     )
