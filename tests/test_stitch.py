@@ -15,12 +15,14 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
 from conftest import make_settings
 from sqlalchemy import select
 
 from siyu.events.ingest import Sender
 from siyu.identity import service as ids
+from siyu.identity import stitch
 from siyu.identity.extract import message_identifiers, usable_keys
 from siyu.identity.models import IdentityErased, IdentityPerson
 from siyu.identity.rules import default_rules
@@ -307,6 +309,21 @@ def test_bots_clicks_belong_to_no_one_and_listeners_do_not_hear_of_them(client, 
 
 
 # --- unmerge through the system ----------------------------------------------------------------------------------
+
+
+def test_click_owners_match_workspace_and_cookie_together_and_skip_bots_and_cookieless_clicks():
+    clicks = pa.table(
+        {
+            "workspace_id": pa.array([1, 2, 1, 1, 1, 2], pa.int32()),
+            "visitor_id": ["v-a", "v-a", "v-b", "v-a", "", None],
+            "is_bot": [False, False, False, True, False, False],
+        }
+    )
+    usable = pa.array([True, True, True, False, False, False])  # what _stitch_clicks passes: not bot, has a cookie
+    owners = stitch._owners(clicks, usable, [1, 2], ["v-a", "v-b"], [100, 200])
+    # v-a is known in workspace 1 only, v-b in workspace 2 only; the bot and the cookieless clicks stay anonymous
+    assert owners.to_pylist() == [100, None, None, None, None, None]
+    assert stitch._owners(clicks, usable, [], [], []).to_pylist() == [None] * 6
 
 
 def test_unmerge_gives_each_person_back_their_own_events(client, runtime, recorder):

@@ -386,16 +386,23 @@ class Stitcher:
         (anonymous ones carry nothing a listener keeps)."""
         if clicks.num_rows == 0:
             return _empty_rows()
-        workspaces = clicks["workspace_id"].to_pylist()
-        visitors = clicks["visitor_id"].to_pylist()
-        bots = clicks["is_bot"].to_pylist()
-        wanted: dict[int, set[str]] = {}
+        # Per row, only Arrow compute (C++, GIL released): which clicks can have a person at all
+        # (a cookie, not a bot) and which need a lookup. Per-row Python (to_pylist of whole columns,
+        # list comprehensions) held the GIL for 20-30 ms per 20,000-click batch under load.
+        visitor = clicks["visitor_id"]
+        usable = pc.and_(
+            pc.invert(pc.fill_null(clicks["is_bot"], False)), pc.fill_null(pc.not_equal(visitor, ""), False)
+        )
         # A cookie the redirect minted for this very click was unknown to One ID when the click was
         # stored; if it has been identified since, `_sync` re-attributes its clicks (known cookies).
-        for ws, visitor, bot, new in zip(workspaces, visitors, bots, clicks["new_visitor"].to_pylist(), strict=True):
-            if visitor and not bot and not new:
-                wanted.setdefault(ws, set()).add(visitor)
-        known: dict[tuple[int, str], int] = {}
+        asked = pc.and_(usable, pc.invert(pc.fill_null(clicks["new_visitor"], False)))
+        pairs = clicks.filter(asked).group_by(["workspace_id", "visitor_id"]).aggregate([])
+        wanted: dict[int, list[str]] = {}
+        for ws, value in zip(pairs["workspace_id"].to_pylist(), pairs["visitor_id"].to_pylist(), strict=True):
+            wanted.setdefault(ws, []).append(value)
+        known_ws: list[int] = []
+        known_visitor: list[str] = []
+        known_person: list[int] = []
         with self.db.session() as session:
             for ws, values in wanted.items():
                 rules = get_rules(session, ws)
@@ -406,25 +413,25 @@ class Stitcher:
                 local = _lookup(session, ws, set(spelled))
                 for key, (person, quarantined) in local.owner.items():
                     if not quarantined:
-                        known[(ws, spelled[key])] = person
-            owners = [
-                None if bot or not visitor else known.get((ws, visitor))
-                for ws, visitor, bot in zip(workspaces, visitors, bots, strict=True)
-            ]
-            hits = [i for i, owner in enumerate(owners) if owner is not None]
-            if hits and self.listeners:
-                items = self._items("click", clicks.take(hits).to_pylist())
-                for item, i in zip(items, hits, strict=True):
-                    item.super_id = owners[i]
+                        known_ws.append(ws)
+                        known_visitor.append(spelled[key])
+                        known_person.append(person)
+            owners = _owners(clicks, usable, known_ws, known_visitor, known_person)
+            hits = pc.is_valid(owners)
+            hit_count = pc.sum(hits).as_py() or 0
+            if hit_count and self.listeners:
+                items = self._items("click", clicks.filter(hits).to_pylist())
+                for item, owner in zip(items, owners.filter(hits).to_pylist(), strict=True):
+                    item.super_id = owner
                 for listener in self.listeners:
                     listener.events_stitched(session, [item.stitched() for item in items])
-        self.fast += len(hits)
+        self.fast += hit_count
         return pa.table(
             {
                 "workspace_id": clicks["workspace_id"].cast(pa.int32()),
                 "event_id": clicks["event_id"],
-                "kind": pa.array(["click"] * clicks.num_rows, pa.string()),
-                "super_id": pa.array(owners, pa.int64()),
+                "kind": pa.repeat(pa.scalar("click", pa.string()), clicks.num_rows),
+                "super_id": owners,
                 "ts": clicks["ts"].cast(pa.timestamp("us")),
             }
         )
@@ -680,6 +687,23 @@ def _replayed(workspace_id: int, row: dict[str, Any], owner: int | None) -> Item
         is_bot=bool(row["is_bot"]),
         super_id=None if row["is_bot"] else owner,
     )
+
+
+def _owners(
+    clicks: pa.Table, usable: pa.Array, workspaces: list[int], visitors: list[str], persons: list[int]
+) -> pa.Array:
+    """Per click, the super ID holding its (workspace, visitor cookie), else null (also for the
+    clicks that are not `usable`): matched in Arrow on a joined key, not row by row in Python."""
+    if not persons:
+        return pa.nulls(clicks.num_rows, pa.int64())
+
+    def joined(ws: pa.Array, visitor: pa.Array) -> pa.Array:
+        return pc.binary_join_element_wise(pc.cast(ws, pa.string()), visitor, "\x1f")
+
+    wanted = joined(pa.array(workspaces, pa.int64()), pa.array(visitors, pa.string()))
+    index = pc.index_in(joined(clicks["workspace_id"], clicks["visitor_id"]), value_set=wanted)
+    owners = pc.take(pa.array(persons, pa.int64()), index)
+    return pc.if_else(usable, owners, pa.scalar(None, pa.int64()))
 
 
 def _empty_rows() -> pa.Table:
