@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -34,7 +35,7 @@ from siyu.bodylimit import BodySizeLimit
 from siyu.config import Settings
 from siyu.links import service as link_service
 from siyu.redirect.app import RedirectApp, link_path
-from siyu.rsgi import serve_asgi
+from siyu.rsgi import install_fast_path, serve_asgi
 from siyu.runtime import Runtime
 from siyu.web.app import build_console
 from siyu.webhooks.delivery import ClickWebhooks, DeliveryWorker, on_link_change
@@ -75,6 +76,7 @@ class SiyuApp:
             scheme=runtime.scheme,
             trust_proxy=runtime.settings.extra.get("trust_proxy") == "1",
         )
+        self.fast_path = False  # Granian's thread answers cached redirects (see __rsgi_init__)
         self.web = BodySizeLimit(self._build_web())
 
     def _build_web(self) -> Starlette:
@@ -89,7 +91,14 @@ class SiyuApp:
                 runtime.stop()
 
         async def healthz(_: Request) -> JSONResponse:
-            return JSONResponse({"status": "ok", "version": __version__, "queued_clicks": len(runtime.clicks)})
+            return JSONResponse(
+                {
+                    "status": "ok",
+                    "version": __version__,
+                    "queued_clicks": len(runtime.clicks),
+                    "redirect_fast_path": self.fast_path,
+                }
+            )
 
         async def home(_: Request) -> RedirectResponse:
             return RedirectResponse("/console/", status_code=302)
@@ -115,6 +124,12 @@ class SiyuApp:
     # -- Granian RSGI (`siyu serve`): redirects answered natively, the rest through the ASGI bridge --
     def __rsgi_init__(self, loop) -> None:
         self.runtime.start()
+        if os.environ.get("SIYU_REDIRECT_FAST_PATH", "1") != "0":  # "0": everything through the event loop
+            self.fast_path = install_fast_path(self.answer_now)
+
+    def answer_now(self, scope, proto) -> bool:
+        """Granian's thread asks: can this request be answered without waiting? (see install_fast_path)"""
+        return scope.proto == "http" and self.redirect.rsgi_now(scope, proto)
 
     def __rsgi_del__(self, loop) -> None:
         self.runtime.stop()

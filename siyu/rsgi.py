@@ -10,10 +10,12 @@ tracking API) is Starlette/FastAPI, i.e. ASGI; this bridge gives it a standard A
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
+log = logging.getLogger("siyu")
 AsgiApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
@@ -98,3 +100,52 @@ async def serve_asgi(app: AsgiApp, scope: Any, proto: Any) -> None:
             if not started and stream is None:  # the app failed before answering
                 proto.response_str(500, [("content-type", "text/plain; charset=utf-8")], "Internal Server Error")
             finished.set()
+
+
+def install_fast_path(answer_now: Callable[[Any, Any], bool]) -> bool:
+    """Let Granian's own thread answer what needs no waiting, before the event loop is involved.
+
+    Granian hands each RSGI request to the event loop: from its I/O thread, holding the GIL, it
+    schedules a callback on the loop (`call_soon_threadsafe`, which wakes the loop through a pipe),
+    the loop creates an asyncio Task, runs our coroutine, and the Task is torn down. For a cached
+    redirect, which never waits, that hand-over cost more than the redirect itself (measured under
+    wrk: the loop thread spent ~25 µs per redirect, ~7.5 µs of it ours). Here Granian's thread first
+    calls `answer_now(scope, proto)`; when it returns True the response was sent and the request is
+    done; when False (not a link path, a cache miss, a password post…) the request goes to the
+    event loop exactly as before.
+
+    This wraps Granian's internal scheduler factory (`granian._futures._cbsched_aioschedule`, the
+    default asyncio task implementation). If a Granian version lacks it, nothing is changed and
+    everything is served through the loop. Returns whether the fast path was installed.
+    """
+    try:
+        from granian import _futures
+    except ImportError:
+        return False
+    original = getattr(_futures, "_cbsched_aioschedule", None)
+    if original is None:
+        log.warning("Granian has no _cbsched_aioschedule: redirects are served through the event loop")
+        return False
+    if hasattr(original, "siyu_answer_now"):  # installed before (another app in this process): re-point it
+        original.siyu_answer_now = answer_now
+        return True
+
+    def schedule_factory(loop: Any, ctx: Any, cb: Any) -> Callable[[Any], None]:
+        schedule = original(loop, ctx, cb)
+
+        def schedule_or_answer(watcher: Any) -> None:
+            try:
+                answered = schedule_factory.siyu_answer_now(watcher.scope, watcher.proto)
+            except Exception as exc:  # like an exception in the app: Granian answers 500 and logs
+                watcher.err(exc)
+                return
+            if answered:
+                watcher.done()
+            else:
+                schedule(watcher)
+
+        return schedule_or_answer
+
+    schedule_factory.siyu_answer_now = answer_now  # type: ignore[attr-defined]
+    _futures._cbsched_aioschedule = schedule_factory
+    return True

@@ -512,7 +512,9 @@ def test_reserved_paths_are_never_treated_as_slugs(client, auth):
 
 def test_forgiving_lookups_slug_case_port_and_unregistered_host(client):
     """A slug retyped in capitals, the domain with a port, or the server's bare IP still reach the link."""
-    chrome = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"}
+    chrome = {
+        "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+    }
     assert client.get("/COFFEE", headers=chrome).status_code == 302
     assert client.get("/coffee", headers={**chrome, "Host": "sy.test:8080"}).status_code == 302
     assert client.get("/coffee", headers={**chrome, "Host": "10.1.2.3:8000"}).status_code == 302
@@ -525,6 +527,47 @@ def test_edits_evict_every_cached_alias_of_a_link(client, auth):
     chrome = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 Safari/537.36"}
     assert client.get("/COFFEE", headers=chrome).headers["location"].startswith("https://example.com/coffee")
     link = client.get("/api/v1/links?search=coffee", headers=auth).json()["links"][0]
-    response = client.patch(f"/api/v1/links/{link['id']}", headers=auth, json={"destination_url": "https://example.com/tea"})
+    response = client.patch(
+        f"/api/v1/links/{link['id']}", headers=auth, json={"destination_url": "https://example.com/tea"}
+    )
     assert response.status_code == 200
     assert client.get("/COFFEE", headers=chrome).headers["location"].startswith("https://example.com/tea")
+
+
+# --- the fast path: answered at once by Granian's thread, or handed to the event loop ----------------
+
+
+class _Headers(dict):
+    """Stands in for RSGI's header map (`.get(name, default)`)."""
+
+
+def _now(app, path: str, method: str = "GET", **headers: str):
+    header = _Headers({"host": "sy.test", "user-agent": DESKTOP_CHROME, **headers}).get
+    return app.redirect.respond_now(method, path, "", header, "203.0.113.9")
+
+
+def test_a_cached_link_is_answered_at_once_exactly_as_through_the_event_loop(client, app, runtime):
+    cookie = "sy_vid=fastpathvisitor01"
+    through_loop = client.get("/coffee", headers=ua(DESKTOP_CHROME, Cookie=cookie))  # also loads the cache
+    status, headers, body = _now(app, "/coffee", cookie=cookie)
+
+    assert (status, body) == (through_loop.status_code, b"")
+    assert dict(headers)["location"] == through_loop.headers["location"]
+    assert "set-cookie" not in dict(headers)  # a returning visitor keeps their id
+    visits = [c for c in recorded_clicks(runtime) if c["visitor_id"] == "fastpathvisitor01"]
+    assert [c["outcome"] for c in visits] == ["redirected", "redirected"]  # both visits are clicks
+
+
+def test_what_must_wait_is_left_to_the_event_loop(client, app, auth):
+    assert _now(app, "/not-cached-yet") is None  # unknown to the cache: the database decides
+    assert _now(app, "/api/v1/links") is None  # not a link path at all
+
+    create_link(client, auth, destination_url="https://example.com/pw", slug="fast-pw", password="letmein")
+    create_link(client, auth, destination_url="https://example.com/few", slug="fast-few", max_clicks=2)
+    for slug in ("fast-pw", "fast-few"):
+        client.get(f"/{slug}", headers=ua(DESKTOP_CHROME))  # cached now
+
+    status, _, body = _now(app, "/fast-pw")  # the password form itself needs no waiting
+    assert status == 200 and b"password" in body
+    assert _now(app, "/fast-pw", method="POST") is None  # the form post: body and hashing wait
+    assert _now(app, "/fast-few") is None  # a click limit's counter belongs to the event loop

@@ -101,6 +101,27 @@ def test_redirect_sets_the_visitor_cookie_and_forwards_the_query(served):
     assert link["slug"] == "rsgi-go"
 
 
+def test_cached_redirects_are_answered_by_granians_thread_and_stay_correct(served):
+    """The fast path (siyu.rsgi.install_fast_path) is on under `siyu serve`; what it must not answer
+    (a link with a click limit, an edited link before the cache reloads it) still comes out right."""
+    assert httpx.get(f"{served.url}/healthz").json()["redirect_fast_path"] is True
+    link = _create(served, destination_url="https://example.com/v1", slug="rsgi-fast")
+    with httpx.Client(headers={"User-Agent": CHROME}) as client:
+        for _ in range(20):  # the first visit loads the cache (event loop), the rest are answered at once
+            assert client.get(f"{served.url}/rsgi-fast").headers["location"] == "https://example.com/v1"
+        edited = client.patch(
+            f"{served.url}/api/v1/links/{link['id']}",
+            json={"destination_url": "https://example.com/v2"},
+            headers=served.auth,
+        )
+        assert edited.status_code == 200, edited.text
+        assert client.get(f"{served.url}/rsgi-fast").headers["location"] == "https://example.com/v2"
+
+        _create(served, destination_url="https://example.com/few", slug="rsgi-limit", max_clicks=3)
+        statuses = [client.get(f"{served.url}/rsgi-limit").status_code for _ in range(6)]
+    assert statuses == [302, 302, 302, 410, 410, 410]
+
+
 def test_wechat_gets_the_guidance_page_and_unknown_slugs_a_404_page(served):
     _create(served, destination_url="https://example.com/shop", slug="rsgi-wx", anti_block_platforms=["wechat"])
     page = httpx.get(f"{served.url}/rsgi-wx", headers={"User-Agent": WECHAT_IOS, "Accept-Language": "zh-CN"})

@@ -124,11 +124,14 @@ _visitor_ids: list[str] = []
 
 def _new_visitor_id() -> str:
     """Same as ``secrets.token_urlsafe(12)`` (12 bytes of os.urandom, 16 URL-safe characters), but
-    drawn from a batch: one urandom call and one base64 encoding per 256 new visitors."""
-    if not _visitor_ids:
-        text = base64.urlsafe_b64encode(os.urandom(12 * _VISITOR_ID_BATCH)).decode("ascii")
-        _visitor_ids.extend(text[i : i + 16] for i in range(0, 16 * _VISITOR_ID_BATCH, 16))
-    return _visitor_ids.pop()
+    drawn from a batch: one urandom call and one base64 encoding per 256 new visitors. Safe when
+    Granian's thread and the event loop both take ids (pop is atomic; an empty batch is refilled)."""
+    while True:
+        try:
+            return _visitor_ids.pop()
+        except IndexError:
+            text = base64.urlsafe_b64encode(os.urandom(12 * _VISITOR_ID_BATCH)).decode("ascii")
+            _visitor_ids.extend(text[i : i + 16] for i in range(0, 16 * _VISITOR_ID_BATCH, 16))
 
 
 @lru_cache(maxsize=4096)
@@ -239,24 +242,80 @@ class RedirectApp:
         link = self.cache.peek(hostname, slug)
         if link is False:
             link = await self.cache.get(hostname, slug)
+        password_ok = False
+        if link is not None and method == "POST" and link.password_hash:
+            ip = self._ip(header, client_ip)
+            verdict = await self._check_password(link, ip, read_body)
+            if verdict is not True:
+                visitor_id, new_visitor = self._visitor(header)
+                locale = pick_locale(header("accept-language", ""))
+                return self._password_reply(locale, verdict, visitor_id, new_visitor)
+            password_ok = True
+        return self._answer(link, trigger, method, query, header, client_ip, password_ok)
+
+    def respond_now(
+        self, method: str, path: str, query: str, header: Callable[[str, str], str], client_ip: str
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """`respond()` without waiting, or None when the visit has to wait: a link that is not cached
+        yet (database), a password form post (body, hashing in a thread), or a link with a click
+        limit (its counter is kept by the event loop alone). Used by the Granian fast path (see
+        `siyu.rsgi.install_fast_path`), which may call it from Granian's own thread."""
+        found = link_path(path)
+        if found is None:
+            return None
+        slug, trigger = found
+        link = self.cache.peek(header("host", "").lower(), slug)
+        if link is False or (
+            link is not None and (link.max_clicks is not None or (method == "POST" and link.password_hash))
+        ):
+            return None
+        return self._answer(link, trigger, method, query, header, client_ip, False)
+
+    def rsgi_now(self, scope, proto) -> bool:
+        """`rsgi()` when the visit can be answered at once (see `respond_now`); False otherwise."""
+        answer = self.respond_now(
+            scope.method, scope.path, scope.query_string, scope.headers.get, _client_ip(scope.client)
+        )
+        if answer is None:
+            return False
+        status, out, body = answer
+        if body:
+            proto.response_bytes(status, out, body)
+        else:
+            proto.response_empty(status, out)
+        return True
+
+    def _ip(self, header: Callable[[str, str], str], client_ip: str) -> str:
+        forwarded = header("x-forwarded-for", "") if self.trust_proxy else ""
+        return forwarded.split(",")[0].strip() if forwarded else client_ip
+
+    @staticmethod
+    def _visitor(header: Callable[[str, str], str]) -> tuple[str, bool]:
+        """(visitor id, new?): the sy_vid cookie's, or a new one."""
+        cookie = header("cookie", "")
+        visitor_id = _visitor_id(cookie) if cookie else None
+        if visitor_id is None:
+            return _new_visitor_id(), True
+        return visitor_id, False
+
+    def _answer(
+        self,
+        link: d.CompiledLink | None,
+        trigger: str,
+        method: str,
+        query: str,
+        header: Callable[[str, str], str],
+        client_ip: str,
+        password_ok: bool,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Decide, record the click, build the reply: nothing here waits."""
         ua_text = header("user-agent", "")
         locale = pick_locale(header("accept-language", ""))
         if link is None:
             return _html(404, _page(pages.message, locale, "not_found"))
-        cookie = header("cookie", "")
-        visitor_id = _visitor_id(cookie) if cookie else None
-        new_visitor = visitor_id is None
-        if new_visitor:
-            visitor_id = _new_visitor_id()
+        visitor_id, new_visitor = self._visitor(header)
         platform, os_name, device = _classify(ua_text)
-        forwarded = header("x-forwarded-for", "") if self.trust_proxy else ""
-        ip = forwarded.split(",")[0].strip() if forwarded else client_ip
-        password_ok = False
-        if method == "POST" and link.password_hash:
-            verdict = await self._check_password(link, ip, read_body)
-            if verdict is not True:
-                return self._password_reply(locale, verdict, visitor_id, new_visitor)
-            password_ok = True
+        ip = self._ip(header, client_ip)
         served = self.cache.served.get(link.id, 0) if link.max_clicks is not None else 0
         memo_key = (id(link), platform, os_name, device, query)
         memo = self._decisions.get(memo_key)
