@@ -604,3 +604,42 @@ def test_events_are_kept_on_disk_when_the_store_is_down_at_shutdown_and_written_
         assert not spill.exists()
     finally:
         restarted.close()
+
+
+def test_odd_json_gets_a_400_naming_the_message_never_a_500(client, runtime, write_key):
+    # Each of these used to raise inside the validator: an unhashable type, and nesting that orjson
+    # decodes (1,000 levels) but cannot encode again (254).
+    deep = {"a": 1}
+    for _ in range(300):
+        deep = {"a": deep}
+    batch = [
+        {"type": {"not": "a string"}, "userId": "u"},
+        {"type": ["track"], "userId": "u"},
+        {"type": "track", "event": "Deep", "userId": "u", "properties": deep},
+        {"type": "track", "event": "Fine", "userId": "u"},
+    ]
+
+    response = client.post("/v1/batch", content=json.dumps({"batch": batch}), headers=basic(write_key))
+    deep_context = client.post(
+        "/v1/batch", content=json.dumps({"batch": [], "context": deep}), headers=basic(write_key)
+    )
+
+    assert response.status_code == 400
+    assert [(f["field"], f["reason"]) for f in response.json()["fields"]] == [
+        ("batch[0].type", "is not a message type: one of identify, track, page, screen, group, alias"),
+        ("batch[1].type", "is not a message type: one of identify, track, page, screen, group, alias"),
+        ("batch[2]", "is nested too deeply: at most 254 levels of objects and arrays"),
+    ]
+    assert deep_context.status_code == 400 and deep_context.json()["fields"][0]["field"] == "context"
+    assert [e["event"] for e in stored(runtime)] == ["Fine"]
+
+
+def test_the_queue_counts_events_not_requests(client, runtime, write_key):
+    runtime.events.stop()  # no writer thread: what is queued stays queued
+    batch = [{"type": "track", "event": f"E{n}", "userId": "u"} for n in range(7)]
+
+    client.post("/v1/batch", json={"batch": batch}, headers=basic(write_key))
+    client.post("/v1/track", json={"event": "One", "userId": "u"}, headers=basic(write_key))
+
+    assert len(runtime.events) == 8  # what the 429 threshold (events_max_queued) compares
+    assert runtime.events.flush() == 8 and len(runtime.events) == 0

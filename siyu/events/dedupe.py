@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 log = logging.getLogger("siyu.events")
@@ -95,6 +95,23 @@ class MessageIdFilter:
         if self._size > self.max_ids:
             self._trim()
         return False
+
+    def all_new(self, workspace_id: int, message_ids: Sequence[str], now: float | None = None) -> bool:
+        """`seen()` for a whole batch, when none of its ids was seen: remember them all and return True.
+
+        Otherwise remember nothing and return False, and the caller asks `seen()` id by id (in order:
+        a batch may repeat an id of its own). Set operations in C instead of a Python call an id: the
+        common case, a batch of new messages, costs ~0.1 µs an id instead of ~0.35."""
+        keys = {hash((workspace_id, message_id)) for message_id in message_ids}
+        if len(keys) != len(message_ids) or not all(keys.isdisjoint(bucket) for bucket in self._active):
+            return False
+        index = int((self.clock() if now is None else now) // self.span)
+        bucket = self._current if index == self._current_index else self._bucket_for(index)
+        bucket.update(keys)
+        self._size += len(keys)
+        if self._size > self.max_ids:
+            self._trim()
+        return True
 
     def warm(self, rows: Iterable[tuple[int, str, datetime]]) -> int:
         """Remember stored (workspace_id, message_id, received_at) rows; returns how many."""

@@ -50,23 +50,29 @@ _SHAPE = (
 
 # Batch-level context is merged under the message's own (the message wins, as Segment documents);
 # a context IP is replaced by the value the workspace's privacy mode keeps (NULL removes it).
+# The columns read from the context (and, for pages, the properties) come from one multi-path
+# json_extract_string a document (the same as `->>` path by path, which parsed the document once a
+# path: 7 parses of the context an event, measured 1.1 µs of the insert's 4.8).
+_CONTEXT_PATHS = "['$.page.url', '$.page.path', '$.page.referrer', '$.page.title', '$.userAgent', '$.library.name', '$.library.version']"  # noqa: E501
+_PAGE_PATHS = "['$.url', '$.path', '$.referrer', '$.title']"
 INSERT_EVENTS = f"""
 INSERT INTO events
 SELECT message_id, workspace_id, source_id, type, j.event, j.name, j.userId, j.anonymousId, j.groupId,
        j.previousId, "timestamp", original_timestamp, sent_at, received_at, ctx, j.properties, j.traits,
        j.integrations,
-       coalesce(ctx->>'$.page.url', CASE WHEN type = 'page' THEN j.properties->>'$.url' END),
-       coalesce(ctx->>'$.page.path', CASE WHEN type = 'page' THEN j.properties->>'$.path' END),
-       coalesce(ctx->>'$.page.referrer', CASE WHEN type = 'page' THEN j.properties->>'$.referrer' END),
-       coalesce(ctx->>'$.page.title', CASE WHEN type = 'page' THEN j.properties->>'$.title' END),
-       ip, ctx->>'$.userAgent', j.channel, ctx->>'$.library.name', ctx->>'$.library.version'
+       coalesce(c[1], p[1]), coalesce(c[2], p[2]), coalesce(c[3], p[3]), coalesce(c[4], p[4]),
+       ip, c[5], j.channel, c[6], c[7]
 FROM (
-    SELECT *, CASE WHEN merged->>'$.ip' IS NULL THEN merged
-                   ELSE json_merge_patch(merged, json_object('ip', ip)) END AS ctx
+    SELECT *, json_extract_string(ctx, {_CONTEXT_PATHS}) AS c,
+           CASE WHEN type = 'page' THEN json_extract_string(j.properties, {_PAGE_PATHS}) END AS p
     FROM (
-        SELECT *, CASE WHEN batch_context IS NULL THEN j.context
-                       ELSE json_merge_patch(batch_context, coalesce(j.context, '{{}}')) END AS merged
-        FROM (SELECT *, json_transform(raw, '{_SHAPE}') AS j FROM incoming_events)
+        SELECT *, CASE WHEN merged->>'$.ip' IS NULL THEN merged
+                       ELSE json_merge_patch(merged, json_object('ip', ip)) END AS ctx
+        FROM (
+            SELECT *, CASE WHEN batch_context IS NULL THEN j.context
+                           ELSE json_merge_patch(batch_context, coalesce(j.context, '{{}}')) END AS merged
+            FROM (SELECT *, json_transform(raw, '{_SHAPE}') AS j FROM incoming_events)
+        )
     )
 )
 """
