@@ -96,6 +96,7 @@ class SiyuApp:
                     "status": "ok",
                     "version": __version__,
                     "queued_clicks": len(runtime.clicks),
+                    "queued_events": len(runtime.events),
                     "redirect_fast_path": self.fast_path,
                 }
             )

@@ -34,6 +34,11 @@ class BatchQueue(Generic[T]):
     """Queue plus writer thread; `write_batch` returns rows written and raises if the store refuses."""
 
     kind = "items"  # for log lines and the thread name
+    # Queued items (as `len(self)` counts them) above which the writer does not wait `flush_seconds`
+    # before its next batch. Measured with the tracking API at ~80,000 events/s: resting half a
+    # second between appends let the queue pass the API's 429 threshold although the writer could
+    # keep up; below this a rest keeps batches large (fewer per-batch costs on the serving GIL).
+    backlog = 20_000
 
     def __init__(self, flush_seconds: float = 0.5, max_batch: int = 50_000, spill_path: Path | None = None):
         self._flush_seconds = flush_seconds
@@ -75,10 +80,13 @@ class BatchQueue(Generic[T]):
             self._thread = start_thread(self._run, f"siyu-{self.kind}-writer")
 
     def _run(self) -> None:
+        wrote = 0
         while not self._stopping.is_set():
-            self._wake.wait(self._flush_seconds)
+            # Rest between batches, unless behind (a tracking burst) and the store is taking them.
+            if wrote == 0 or len(self) < self.backlog:
+                self._wake.wait(self._flush_seconds)
             self._wake.clear()
-            self._flush(until_empty=False)
+            wrote = self._flush(until_empty=False)
         self.flush()
 
     def flush(self) -> int:
