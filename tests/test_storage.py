@@ -386,3 +386,24 @@ def test_text_with_nul_characters_is_refused_before_it_reaches_postgresql(pg_url
             assert info.value.errors[0].field == "expires_at"
     finally:
         db.dispose()
+
+
+def test_the_writing_store_leaves_a_core_to_the_request_path(tmp_path, monkeypatch, caplog):
+    from siyu.events import duckdb_store
+
+    monkeypatch.delenv("SIYU_DUCKDB_THREADS", raising=False)
+    monkeypatch.setattr(duckdb_store.os, "cpu_count", lambda: 4)
+    assert duckdb_store.store_threads() == 3
+    monkeypatch.setattr(duckdb_store.os, "cpu_count", lambda: 1)
+    assert duckdb_store.store_threads() == 1
+
+    monkeypatch.setenv("SIYU_DUCKDB_THREADS", "2")
+    store = duckdb_store.DuckDBEventStore(tmp_path / "events.duckdb")
+    try:
+        assert store._con.execute("SELECT current_setting('threads')").fetchone()[0] == 2
+    finally:
+        store.close()
+
+    monkeypatch.setenv("SIYU_DUCKDB_THREADS", "lots")
+    assert duckdb_store.store_threads() == 1  # the default (one core here), and a warning naming the variable
+    assert "SIYU_DUCKDB_THREADS" in caplog.text
