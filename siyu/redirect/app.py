@@ -1,4 +1,7 @@
-"""The redirect hot path as a raw ASGI callable.
+"""The redirect hot path: raw ASGI (tests, any ASGI server) and Granian's RSGI (`siyu serve`).
+
+Under `siyu serve` a cached link is answered by Granian's own thread (`respond_now`, see
+`siyu.rsgi.install_fast_path`); what must wait goes through the event loop (`respond`).
 
 Per request: split the path, one dict lookup (cache), a few memoised user-agent checks, the pure
 `decide()`, one deque append for the click, and the response. No database, no file, no parsing
@@ -217,13 +220,12 @@ class RedirectApp:
         async def read_body(limit: int) -> bytes:
             return await _read_rsgi_body(proto, headers, limit)
 
-        status, out, body = await self.respond(
-            scope.method, scope.path, scope.query_string, headers.get, _client_ip(scope.client), read_body
+        _send_rsgi(
+            proto,
+            await self.respond(
+                scope.method, scope.path, scope.query_string, headers.get, _client_ip(scope.client), read_body
+            ),
         )
-        if body:
-            proto.response_bytes(status, out, body)
-        else:
-            proto.response_empty(status, out)
 
     async def respond(
         self,
@@ -278,11 +280,7 @@ class RedirectApp:
         )
         if answer is None:
             return False
-        status, out, body = answer
-        if body:
-            proto.response_bytes(status, out, body)
-        else:
-            proto.response_empty(status, out)
+        _send_rsgi(proto, answer)
         return True
 
     def _ip(self, header: Callable[[str, str], str], client_ip: str) -> str:
@@ -453,6 +451,15 @@ def _html(status: int, body: bytes, extra: list | None = None) -> tuple[int, lis
         ],
         body,
     )
+
+
+def _send_rsgi(proto, answer: tuple[int, list[tuple[str, str]], bytes]) -> None:
+    """One RSGI call answers: the body's bytes, or none (redirects)."""
+    status, out, body = answer
+    if body:
+        proto.response_bytes(status, out, body)
+    else:
+        proto.response_empty(status, out)
 
 
 def _client_ip(client: str) -> str:
