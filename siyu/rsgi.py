@@ -10,6 +10,7 @@ tracking API) is Starlette/FastAPI, i.e. ASGI; this bridge gives it a standard A
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -123,8 +124,12 @@ def install_fast_path(answer_now: Callable[[Any, Any], bool]) -> bool:
     except ImportError:
         return False
     original = getattr(_futures, "_cbsched_aioschedule", None)
-    if original is None:
-        log.warning("Granian has no _cbsched_aioschedule: redirects are served through the event loop")
+    try:
+        shape = list(inspect.signature(original).parameters) if original is not None else None
+    except (TypeError, ValueError):
+        shape = None
+    if shape != ["loop", "ctx", "cb"]:
+        log.warning("Granian's _cbsched_aioschedule is not as expected: redirects are served through the event loop")
         return False
     if hasattr(original, "siyu_answer_now"):  # installed before (another app in this process): re-point it
         original.siyu_answer_now = answer_now
